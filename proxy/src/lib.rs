@@ -1,0 +1,14 @@
+//! Strait's eBPF service proxy: loads and pins the kernel programs and keeps
+//! their maps in step with the cluster's Services and EndpointSlices.
+//!
+//! The datapath follows the socket-level load balancing model: a connect(2)
+//! to a service VIP is rewritten to a backend before any packet exists.
+
+mod error;
+mod loader;
+mod object;
+mod service_maps;
+
+pub use error::ProxyError;
+pub use loader::{DEFAULT_PIN_DIR, SockLb};
+pub use service_maps::{Frontend4, ServiceMaps};
