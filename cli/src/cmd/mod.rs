@@ -1,0 +1,41 @@
+//! The command line: one flag vocabulary shared by every subcommand.
+mod echo;
+mod pending;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Strait: a Kubernetes networking data plane (CNI, eBPF service proxy,
+/// cluster DNS and ingress).
+#[derive(Debug, Parser)]
+#[command(name = "strait", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the node agent: the eBPF service proxy and node routes.
+    Agent(pending::Args),
+    /// Run the cluster DNS server.
+    Dns(pending::Args),
+    /// Run the ingress controller.
+    Ingress(pending::Args),
+    /// Run the local lab: a whole cluster in network namespaces.
+    Lab(pending::Args),
+    /// Run the echo backend used by the lab, tests and benchmarks.
+    Echo(echo::Args),
+}
+
+/// Runs the chosen subcommand.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Echo(args) => echo::run(args),
+        Command::Agent(args) => pending::run("agent", "#5", args),
+        Command::Dns(args) => pending::run("dns", "#7", args),
+        Command::Ingress(args) => pending::run("ingress", "#8", args),
+        Command::Lab(args) => pending::run("lab", "#9", args),
+    }
+}
