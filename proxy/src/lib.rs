@@ -4,11 +4,13 @@
 //! The datapath follows the socket-level load balancing model: a connect(2)
 //! to a service VIP is rewritten to a backend before any packet exists.
 
+mod desired;
 mod error;
 mod loader;
 mod object;
 mod service_maps;
 
+pub use desired::{DesiredState, desired_state};
 pub use error::ProxyError;
 pub use loader::{DEFAULT_PIN_DIR, SockLb};
-pub use service_maps::{Frontend4, ServiceMaps};
+pub use service_maps::{Frontend4, ServiceMaps, SyncStats};

@@ -30,6 +30,15 @@ impl Frontend4 {
     }
 }
 
+/// What one [`ServiceMaps::sync`] changed, for logs and metrics.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SyncStats {
+    /// Frontends written (new or changed).
+    pub upserted: usize,
+    /// Frontends removed.
+    pub removed: usize,
+}
+
 /// Identity of a backend in the backend map; equal backends share one id.
 type BackendIdentity = (SocketAddrV4, u8);
 
@@ -117,6 +126,38 @@ impl ServiceMaps {
     /// The frontends currently programmed, with their backend count.
     pub fn frontends(&self) -> impl Iterator<Item = (Frontend4, usize)> + '_ {
         self.frontends.iter().map(|(fe, ids)| (*fe, ids.len()))
+    }
+
+    /// Brings the maps to `desired` with the fewest writes: unchanged
+    /// frontends are not touched, changed ones are rewritten in make-before-
+    /// break order, and frontends no longer desired are removed last.
+    pub fn sync(&mut self, desired: &crate::DesiredState) -> Result<SyncStats, ProxyError> {
+        let mut stats = SyncStats::default();
+        for (fe, backends) in desired {
+            let current = self.frontends.get(fe);
+            let unchanged = current.is_some_and(|ids| {
+                ids.len() == backends.len()
+                    && ids.iter().zip(backends).all(|(id, addr)| {
+                        self.ids.get(&(*addr, fe.proto)).is_some_and(|(i, _)| i == id)
+                    })
+            });
+            if unchanged {
+                continue;
+            }
+            self.upsert(*fe, backends)?;
+            stats.upserted += 1;
+        }
+        let stale: Vec<Frontend4> = self
+            .frontends
+            .keys()
+            .filter(|fe| !desired.contains_key(fe))
+            .copied()
+            .collect();
+        for fe in stale {
+            self.remove(fe)?;
+            stats.removed += 1;
+        }
+        Ok(stats)
     }
 
     /// Makes `frontend` balance over exactly `backends`. An empty list keeps
