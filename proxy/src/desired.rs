@@ -37,7 +37,11 @@ pub fn desired_state(snapshot: &ClusterSnapshot, node_name: &str) -> DesiredStat
             continue;
         }
         let scope = Scope::internal(svc, node_name);
-        let ports = svc.spec.as_ref().and_then(|s| s.ports.as_deref()).unwrap_or_default();
+        let ports = svc
+            .spec
+            .as_ref()
+            .and_then(|s| s.ports.as_deref())
+            .unwrap_or_default();
         for sp in ports {
             let (Some(port), Some(proto)) = (
                 strait_cluster::port_number(sp.port),
@@ -54,7 +58,14 @@ pub fn desired_state(snapshot: &ClusterSnapshot, node_name: &str) -> DesiredStat
                     })
                     .collect();
             for vip in &vips {
-                out.insert(Frontend4 { vip: *vip, port, proto }, backends.clone());
+                out.insert(
+                    Frontend4 {
+                        vip: *vip,
+                        port,
+                        proto,
+                    },
+                    backends.clone(),
+                );
             }
         }
     }
@@ -143,7 +154,11 @@ endpoints:
 "#;
 
     fn fe(vip: [u8; 4], port: u16, proto: u8) -> Frontend4 {
-        Frontend4 { vip: Ipv4Addr::from(vip), port, proto }
+        Frontend4 {
+            vip: Ipv4Addr::from(vip),
+            port,
+            proto,
+        }
     }
 
     #[test]
@@ -153,15 +168,27 @@ endpoints:
         let state = desired_state(&report.to_snapshot(), "node-1");
         let be = |a: [u8; 4], p| SocketAddrV4::new(Ipv4Addr::from(a), p);
         let want: DesiredState = [
-            (fe([10, 96, 0, 100], 80, PROTO_TCP), vec![be([10, 244, 1, 2], 8080)]),
-            (fe([10, 96, 0, 100], 53, PROTO_UDP), vec![be([10, 244, 1, 2], 5353)]),
-            (fe([10, 96, 0, 101], 80, PROTO_TCP), vec![be([10, 244, 1, 3], 8080)]),
+            (
+                fe([10, 96, 0, 100], 80, PROTO_TCP),
+                vec![be([10, 244, 1, 2], 8080)],
+            ),
+            (
+                fe([10, 96, 0, 100], 53, PROTO_UDP),
+                vec![be([10, 244, 1, 2], 5353)],
+            ),
+            (
+                fe([10, 96, 0, 101], 80, PROTO_TCP),
+                vec![be([10, 244, 1, 3], 8080)],
+            ),
         ]
         .into_iter()
         .collect();
         assert_eq!(state, want);
         // The same view from node-2 keeps only node-2's local endpoint.
         let state = desired_state(&report.to_snapshot(), "node-2");
-        assert_eq!(state[&fe([10, 96, 0, 101], 80, PROTO_TCP)], vec![be([10, 244, 2, 3], 8080)]);
+        assert_eq!(
+            state[&fe([10, 96, 0, 101], 80, PROTO_TCP)],
+            vec![be([10, 244, 2, 3], 8080)]
+        );
     }
 }

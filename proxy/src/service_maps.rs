@@ -138,7 +138,9 @@ impl ServiceMaps {
             let unchanged = current.is_some_and(|ids| {
                 ids.len() == backends.len()
                     && ids.iter().zip(backends).all(|(id, addr)| {
-                        self.ids.get(&(*addr, fe.proto)).is_some_and(|(i, _)| i == id)
+                        self.ids
+                            .get(&(*addr, fe.proto))
+                            .is_some_and(|(i, _)| i == id)
                     })
             });
             if unchanged {

@@ -10,9 +10,7 @@ use aya_ebpf::{
     maps::HashMap,
     programs::SockAddrContext,
 };
-use strait_ebpf_common::{
-    BACKENDS4_MAX, Backend4, SERVICES4_MAX, Service4Key, Service4Value,
-};
+use strait_ebpf_common::{BACKENDS4_MAX, Backend4, SERVICES4_MAX, Service4Key, Service4Value};
 
 /// Let the connect proceed (translated or not).
 const ALLOW: i32 = 1;
@@ -20,8 +18,7 @@ const ALLOW: i32 = 1;
 const REJECT: i32 = 0;
 
 #[map(name = "STRAIT_SVC4")]
-static SERVICES4: HashMap<Service4Key, Service4Value> =
-    HashMap::pinned(SERVICES4_MAX, 0);
+static SERVICES4: HashMap<Service4Key, Service4Value> = HashMap::pinned(SERVICES4_MAX, 0);
 
 #[map(name = "STRAIT_BE4")]
 static BACKENDS4: HashMap<u32, Backend4> = HashMap::pinned(BACKENDS4_MAX, 0);
