@@ -25,7 +25,11 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
 
-    preflight()?;
+    if let Err(e) = preflight() {
+        // A plain message, not an anyhow backtrace: this is an install problem.
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
     let root_dir = ebpf_dir
         .to_str()
         .ok_or_else(|| anyhow::anyhow!("eBPF crate path is not UTF-8: {}", ebpf_dir.display()))?;
