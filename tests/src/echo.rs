@@ -3,12 +3,8 @@
 //! address it saw. Same line format as `strait echo` for TCP and UDP. The client helpers
 //! must be called from inside a namespace (`ns.run(|| tcp_ask(..))`).
 
-use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::os::fd::AsRawFd;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
+use std::io::{self, BufRead, BufReader};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result, io_ctx};
@@ -35,10 +31,6 @@ impl EchoReply {
             peer: peer.parse().ok()?,
         })
     }
-
-    fn line(name: &str, peer: SocketAddr) -> String {
-        format!("{name} {peer}\n")
-    }
 }
 
 fn check_name(name: &str) -> Result<()> {
@@ -50,129 +42,64 @@ fn check_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// A TCP server in a namespace: on every connection it writes its line, then drains
-/// the connection until the client closes. Stops (and joins its thread) on drop.
+/// An echo backend in a namespace: the real `strait echo` server (TCP, UDP
+/// and HTTP on one port), so tests exercise the same backend as the lab and
+/// the benchmarks. Its sockets are bound inside the namespace; it stops when
+/// dropped.
 #[derive(Debug)]
-pub struct TcpEcho {
+pub struct Echo {
     addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    runtime: Option<tokio::runtime::Runtime>,
     _ns: NetNs,
 }
 
-impl TcpEcho {
-    /// Binds `bind` inside `ns` (port 0 picks a free port) and starts serving as `name`.
-    pub fn start(ns: &NetNs, name: &str, bind: SocketAddr) -> Result<TcpEcho> {
+/// The name older tests use for a TCP backend; it is the same server.
+pub type TcpEcho = Echo;
+/// The name older tests use for a UDP backend; it is the same server.
+pub type UdpEcho = Echo;
+
+impl Echo {
+    /// Binds `bind` (TCP and UDP; port 0 picks a free port) inside `ns` and
+    /// starts serving as `name`.
+    pub fn start(ns: &NetNs, name: &str, bind: SocketAddr) -> Result<Echo> {
         check_name(name)?;
-        let listener = ns
-            .run(|| TcpListener::bind(bind))
-            .map_err(io_ctx(format!("binding tcp {bind} in {}", ns.name())))?;
-        let addr = listener.local_addr().map_err(io_ctx("local_addr"))?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let (name, flag) = (name.to_string(), stop.clone());
-        let thread = std::thread::Builder::new()
-            .name(format!("tcp-echo {name}"))
-            .spawn(move || tcp_loop(listener, &name, &flag))
-            .map_err(io_ctx("spawning tcp echo thread"))?;
-        Ok(TcpEcho {
-            addr,
-            stop,
-            thread: Some(thread),
-            _ns: ns.clone(),
-        })
-    }
-
-    /// The bound address.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-}
-
-fn tcp_loop(listener: TcpListener, name: &str, stop: &AtomicBool) {
-    while !stop.load(Ordering::Relaxed) {
-        if !readable(listener.as_raw_fd(), POLL) {
-            continue;
-        }
-        let Ok((stream, peer)) = listener.accept() else {
-            std::thread::sleep(POLL);
-            continue;
+        let config = strait_echo::EchoConfig {
+            name: name.to_string(),
+            listen: vec![bind],
         };
-        let line = EchoReply::line(name, peer);
-        std::thread::spawn(move || serve_tcp(stream, &line));
-    }
-}
-
-fn serve_tcp(mut stream: TcpStream, line: &str) {
-    if stream.write_all(line.as_bytes()).is_err() {
-        return;
-    }
-    // Drain until the client closes, so closing never resets unread client data.
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    let mut buf = [0u8; 512];
-    while matches!(stream.read(&mut buf), Ok(n) if n > 0) {}
-}
-
-impl Drop for TcpEcho {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// A UDP server in a namespace: answers every datagram with its line. Stops on drop.
-#[derive(Debug)]
-pub struct UdpEcho {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-    _ns: NetNs,
-}
-
-impl UdpEcho {
-    /// Binds `bind` inside `ns` (port 0 picks a free port) and starts serving as `name`.
-    pub fn start(ns: &NetNs, name: &str, bind: SocketAddr) -> Result<UdpEcho> {
-        check_name(name)?;
-        let socket = ns
-            .run(|| UdpSocket::bind(bind))
-            .map_err(io_ctx(format!("binding udp {bind} in {}", ns.name())))?;
-        let addr = socket.local_addr().map_err(io_ctx("local_addr"))?;
-        socket
-            .set_read_timeout(Some(POLL))
-            .map_err(io_ctx("udp read timeout"))?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let (name, flag) = (name.to_string(), stop.clone());
-        let thread = std::thread::Builder::new()
-            .name(format!("udp-echo {name}"))
-            .spawn(move || {
-                let mut buf = [0u8; 2048];
-                while !flag.load(Ordering::Relaxed) {
-                    if let Ok((_, peer)) = socket.recv_from(&mut buf) {
-                        let _ = socket.send_to(EchoReply::line(&name, peer).as_bytes(), peer);
-                    }
-                }
+        let context = format!("starting echo {name} on {bind} in {}", ns.name());
+        // Worker threads are spawned from the namespace thread and inherit it.
+        let (runtime, addr) = ns
+            .run(move || -> io::Result<_> {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .enable_all()
+                    .build()?;
+                let server = runtime
+                    .block_on(strait_echo::EchoServer::bind(&config))
+                    .map_err(io::Error::other)?;
+                let addr = server.local_addrs()[0];
+                runtime.spawn(server.run());
+                Ok((runtime, addr))
             })
-            .map_err(io_ctx("spawning udp echo thread"))?;
-        Ok(UdpEcho {
+            .map_err(io_ctx(context))?;
+        Ok(Echo {
             addr,
-            stop,
-            thread: Some(thread),
+            runtime: Some(runtime),
             _ns: ns.clone(),
         })
     }
 
-    /// The bound address.
+    /// The bound address (TCP and UDP).
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 }
 
-impl Drop for UdpEcho {
+impl Drop for Echo {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
         }
     }
 }
@@ -225,16 +152,4 @@ fn bad_reply(line: &str) -> io::Error {
         io::ErrorKind::InvalidData,
         format!("not an echo reply: {line:?}"),
     )
-}
-
-/// Waits up to `timeout` for `fd` to become readable.
-fn readable(fd: i32, timeout: Duration) -> bool {
-    let mut pfd = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd for the duration of the call.
-    let n = unsafe { libc::poll(&mut pfd, 1, timeout.as_millis() as i32) };
-    n > 0 && pfd.revents & libc::POLLIN != 0
 }

@@ -45,7 +45,7 @@ pub mod topology;
 
 pub use bpffs::{Bpffs, PinGuard};
 pub use cgroup::{Cgroup, Cgroup2Root};
-pub use echo::{EchoReply, TcpEcho, UdpEcho, tcp_ask, udp_ask};
+pub use echo::{Echo, EchoReply, TcpEcho, UdpEcho, tcp_ask, udp_ask};
 pub use error::{Error, Result};
 pub use exec::{ChildGuard, NsCommand};
 pub use link::{Bridge, VethBuilder, VethEnd, VethPair};
