@@ -1,22 +1,33 @@
 //! Turns the cluster view into the frontends and backends the socket load
 //! balancer should hold on one node, following kube-proxy's rules: proxyable
-//! services only, ready endpoints with the terminating fallback, and
-//! `internalTrafficPolicy: Local` restricted to this node's endpoints.
+//! services only (not headless, not ExternalName, not claimed by another
+//! proxy), ready endpoints with the terminating fallback,
+//! `internalTrafficPolicy: Local` restricted to this node's endpoints, and
+//! ClientIP session affinity.
 use std::{
     collections::BTreeMap,
-    net::{IpAddr, SocketAddrV4},
+    net::{IpAddr, SocketAddr},
 };
 
 use strait_cluster::{ClusterSnapshot, Protocol, Scope, select_endpoints, service};
 use strait_ebpf_common::{PROTO_TCP, PROTO_UDP};
 
-use crate::Frontend4;
+use crate::Frontend;
 
-/// What the maps should contain: each frontend with its backends in a stable
-/// (sorted) order, so an unchanged service produces no map writes.
-pub type DesiredState = BTreeMap<Frontend4, Vec<SocketAddrV4>>;
+/// What one frontend should hold.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FrontendSpec {
+    /// Backends in a stable (sorted) order, so an unchanged service produces
+    /// no map writes. Same family as the frontend.
+    pub backends: Vec<SocketAddr>,
+    /// `sessionAffinity: ClientIP` timeout in seconds, if enabled.
+    pub affinity_timeout: Option<u32>,
+}
 
-/// Computes the desired IPv4 cluster-IP state for `node_name`.
+/// What the maps should contain, by frontend.
+pub type DesiredState = BTreeMap<Frontend, FrontendSpec>;
+
+/// Computes the desired cluster-IP state (IPv4 and IPv6) for `node_name`.
 pub fn desired_state(snapshot: &ClusterSnapshot, node_name: &str) -> DesiredState {
     let mut out = DesiredState::new();
     for (key, svc) in snapshot.services() {
@@ -26,17 +37,12 @@ pub fn desired_state(snapshot: &ClusterSnapshot, node_name: &str) -> DesiredStat
         let Some(namespace) = key.namespace.as_deref() else {
             continue;
         };
-        let vips: Vec<_> = service::cluster_ips(svc)
-            .into_iter()
-            .filter_map(|ip| match ip {
-                IpAddr::V4(v4) => Some(v4),
-                IpAddr::V6(_) => None,
-            })
-            .collect();
+        let vips = service::cluster_ips(svc);
         if vips.is_empty() {
             continue;
         }
         let scope = Scope::internal(svc, node_name);
+        let affinity_timeout = service::session_affinity_timeout(svc);
         let ports = svc
             .spec
             .as_ref()
@@ -49,27 +55,40 @@ pub fn desired_state(snapshot: &ClusterSnapshot, node_name: &str) -> DesiredStat
             ) else {
                 continue;
             };
-            let backends: Vec<SocketAddrV4> =
+            let backends: Vec<SocketAddr> =
                 select_endpoints(svc, snapshot.slices_for(namespace, &key.name), sp, &scope)
-                    .into_iter()
-                    .filter_map(|b| match b.ip {
-                        IpAddr::V4(ip) => Some(SocketAddrV4::new(ip, b.port)),
-                        IpAddr::V6(_) => None,
-                    })
+                    .iter()
+                    .map(strait_cluster::Backend::socket_addr)
                     .collect();
             for vip in &vips {
+                let spec = FrontendSpec {
+                    backends: backends
+                        .iter()
+                        .filter(|b| b.is_ipv4() == vip.is_ipv4())
+                        .copied()
+                        .collect(),
+                    affinity_timeout,
+                };
                 out.insert(
-                    Frontend4 {
+                    Frontend {
                         vip: *vip,
                         port,
                         proto,
                     },
-                    backends.clone(),
+                    spec,
                 );
             }
         }
     }
     out
+}
+
+/// The VIPs of `state`, for callers that need to know which addresses are
+/// services (e.g. `explain`).
+pub fn vips(state: &DesiredState) -> Vec<IpAddr> {
+    let mut v: Vec<IpAddr> = state.keys().map(|f| f.vip).collect();
+    v.dedup();
+    v
 }
 
 fn proto_number(p: Protocol) -> Option<u8> {
@@ -153,11 +172,18 @@ endpoints:
     nodeName: node-2
 "#;
 
-    fn fe(vip: [u8; 4], port: u16, proto: u8) -> Frontend4 {
-        Frontend4 {
-            vip: Ipv4Addr::from(vip),
+    fn fe(vip: [u8; 4], port: u16, proto: u8) -> Frontend {
+        Frontend {
+            vip: IpAddr::V4(Ipv4Addr::from(vip)),
             port,
             proto,
+        }
+    }
+
+    fn spec(backends: Vec<SocketAddr>) -> FrontendSpec {
+        FrontendSpec {
+            backends,
+            affinity_timeout: None,
         }
     }
 
@@ -166,19 +192,19 @@ endpoints:
         let report = ManifestLoader::parse_str("t.yaml", MANIFEST);
         assert!(report.errors.is_empty(), "{:?}", report.errors);
         let state = desired_state(&report.to_snapshot(), "node-1");
-        let be = |a: [u8; 4], p| SocketAddrV4::new(Ipv4Addr::from(a), p);
+        let be = |a: [u8; 4], p| SocketAddr::new(IpAddr::V4(Ipv4Addr::from(a)), p);
         let want: DesiredState = [
             (
                 fe([10, 96, 0, 100], 80, PROTO_TCP),
-                vec![be([10, 244, 1, 2], 8080)],
+                spec(vec![be([10, 244, 1, 2], 8080)]),
             ),
             (
                 fe([10, 96, 0, 100], 53, PROTO_UDP),
-                vec![be([10, 244, 1, 2], 5353)],
+                spec(vec![be([10, 244, 1, 2], 5353)]),
             ),
             (
                 fe([10, 96, 0, 101], 80, PROTO_TCP),
-                vec![be([10, 244, 1, 3], 8080)],
+                spec(vec![be([10, 244, 1, 3], 8080)]),
             ),
         ]
         .into_iter()
@@ -188,7 +214,7 @@ endpoints:
         let state = desired_state(&report.to_snapshot(), "node-2");
         assert_eq!(
             state[&fe([10, 96, 0, 101], 80, PROTO_TCP)],
-            vec![be([10, 244, 2, 3], 8080)]
+            spec(vec![be([10, 244, 2, 3], 8080)])
         );
     }
 }

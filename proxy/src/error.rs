@@ -57,6 +57,14 @@ pub enum ProxyError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// A link could not be converted or pinned.
+    #[error("eBPF program {program}: pinning its cgroup link failed: {message}")]
+    Link {
+        /// Program name in the object.
+        program: &'static str,
+        /// What went wrong.
+        message: String,
+    },
     /// A map operation failed.
     #[error("map {map}: {source}")]
     Map {
@@ -76,12 +84,10 @@ pub enum ProxyError {
         flag: &'static str,
     },
     /// A service has more backends than a slot index can address.
-    #[error("service {vip}:{port} has {count} backends; at most {max} are supported")]
+    #[error("service {frontend} has {count} backends; at most {max} are supported")]
     TooManyBackends {
-        /// Service VIP.
-        vip: std::net::Ipv4Addr,
-        /// Service port.
-        port: u16,
+        /// The frontend, `vip:port`.
+        frontend: String,
         /// Requested backend count.
         count: usize,
         /// Maximum supported.

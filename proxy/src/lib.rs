@@ -10,7 +10,7 @@ mod loader;
 mod object;
 mod service_maps;
 
-pub use desired::{DesiredState, desired_state};
+pub use desired::{DesiredState, FrontendSpec, desired_state, vips};
 pub use error::ProxyError;
-pub use loader::{DEFAULT_PIN_DIR, SockLb};
-pub use service_maps::{Frontend4, ServiceMaps, SyncStats};
+pub use loader::{Capacity, DEFAULT_PIN_DIR, PROGRAMS, SockLb};
+pub use service_maps::{Frontend, ServiceMaps, SyncStats};

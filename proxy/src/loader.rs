@@ -1,5 +1,6 @@
 //! Loads the socket load balancer, pins its maps and attaches its programs to
-//! a cgroup v2 directory.
+//! a cgroup v2 directory, with pinned links so the datapath outlives the
+//! agent process.
 use std::{
     fs::File,
     path::{Path, PathBuf},
@@ -7,9 +8,12 @@ use std::{
 
 use aya::{
     Ebpf, EbpfLoader,
-    programs::{CgroupAttachMode, CgroupSockAddr},
+    maps::{Array, MapData},
+    programs::{CgroupAttachMode, CgroupSockAddr, links::FdLink, links::PinnedLink},
 };
-use strait_ebpf_common::maps;
+use strait_ebpf_common::{
+    AFFINITY_MAX, BACKENDS_MAX, LAYOUT_VERSION, REVNAT_MAX, SERVICES_MAX, maps,
+};
 
 use crate::{ProxyError, object, service_maps::ServiceMaps};
 
@@ -19,20 +23,62 @@ pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/strait";
 /// Magic number of bpffs in `statfs.f_type`.
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 
-const CONNECT4: &str = "strait_connect4";
+/// Every program in the object, attached together.
+pub const PROGRAMS: [&str; 8] = [
+    "strait_connect4",
+    "strait_connect6",
+    "strait_sendmsg4",
+    "strait_sendmsg6",
+    "strait_recvmsg4",
+    "strait_recvmsg6",
+    "strait_getpeername4",
+    "strait_getpeername6",
+];
+
+/// Map capacities. The defaults fit about 30 000 services with 5 endpoints;
+/// the agent derives larger ones from object counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capacity {
+    /// Frontends plus backend slots (`--max-services`).
+    pub services: u32,
+    /// Distinct backends (`--max-backends`).
+    pub backends: u32,
+    /// Affinity entries (`--max-affinity`).
+    pub affinity: u32,
+    /// Reverse-translation entries (`--max-revnat`).
+    pub revnat: u32,
+}
+
+impl Default for Capacity {
+    fn default() -> Self {
+        Self {
+            services: SERVICES_MAX,
+            backends: BACKENDS_MAX,
+            affinity: AFFINITY_MAX,
+            revnat: REVNAT_MAX,
+        }
+    }
+}
 
 /// The loaded socket load balancer. Maps are pinned under `pin_dir`, so a new
-/// instance (an agent restart) reuses the same maps and established services
-/// keep working; attached programs stay attached while this value lives.
+/// instance (an agent restart) reuses the same maps; links are pinned under
+/// `pin_dir/links`, so the programs stay attached while no agent runs.
 pub struct SockLb {
     ebpf: Ebpf,
     pin_dir: PathBuf,
+    capacity: Capacity,
 }
 
 impl SockLb {
     /// Loads the embedded object with its maps pinned in `pin_dir`, which must
-    /// be on a bpffs. Existing pins are reused.
+    /// be on a bpffs. Pins written with the same layout version are reused;
+    /// pins of another version are removed and rebuilt, never misread.
     pub fn load(pin_dir: &Path) -> Result<Self, ProxyError> {
+        Self::load_with(pin_dir, Capacity::default())
+    }
+
+    /// [`load`](Self::load) with explicit map capacities.
+    pub fn load_with(pin_dir: &Path, capacity: Capacity) -> Result<Self, ProxyError> {
         if object::SOCK_LB.is_empty() {
             return Err(ProxyError::ObjectMissing);
         }
@@ -45,13 +91,34 @@ impl SockLb {
                 path: pin_dir.to_owned(),
             });
         }
-        let ebpf = EbpfLoader::new()
+        discard_incompatible_pins(pin_dir)?;
+        let mut ebpf = EbpfLoader::new()
             .default_map_pin_directory(pin_dir)
+            .map_max_entries(maps::SERVICES, capacity.services)
+            .map_max_entries(maps::BACKENDS, capacity.backends)
+            .map_max_entries(maps::AFFINITY, capacity.affinity)
+            .map_max_entries(maps::REVNAT, capacity.revnat)
             .load(object::SOCK_LB)?;
+        let layout = ebpf.map_mut(maps::LAYOUT).ok_or(ProxyError::Missing {
+            what: "map",
+            name: maps::LAYOUT,
+        })?;
+        let mut layout: Array<&mut MapData, u32> =
+            Array::try_from(layout).map_err(|source| ProxyError::Map {
+                map: maps::LAYOUT,
+                source,
+            })?;
+        layout
+            .set(0, LAYOUT_VERSION, 0)
+            .map_err(|source| ProxyError::Map {
+                map: maps::LAYOUT,
+                source,
+            })?;
         tracing::debug!(pin_dir = %pin_dir.display(), "loaded socket load balancer");
         Ok(Self {
             ebpf,
             pin_dir: pin_dir.to_owned(),
+            capacity,
         })
     }
 
@@ -60,61 +127,179 @@ impl SockLb {
         &self.pin_dir
     }
 
-    /// Attaches the connect hook to a cgroup v2 directory: every process in it
-    /// (and in its descendants) gets service VIPs translated on connect.
+    /// Attaches every hook to a cgroup v2 directory: each process in it (and
+    /// in its descendants) gets service VIPs translated. Links are pinned; an
+    /// older generation's links for the same cgroup are detached only after
+    /// the new ones are in place, so no connect goes untranslated.
     pub fn attach(&mut self, cgroup: &Path) -> Result<(), ProxyError> {
         let file = File::open(cgroup).map_err(|source| ProxyError::Cgroup {
             path: cgroup.to_owned(),
             source,
         })?;
-        let program: &mut CgroupSockAddr = self
-            .ebpf
-            .program_mut(CONNECT4)
-            .ok_or(ProxyError::Missing {
-                what: "program",
-                name: CONNECT4,
-            })?
-            .try_into()
-            .map_err(|source| ProxyError::Program {
-                program: CONNECT4,
-                source,
-            })?;
-        let err = |source| ProxyError::Program {
-            program: CONNECT4,
+        // bpffs cannot rename directories, so each attach pins its links in
+        // a new generation directory and then retires the older ones.
+        let cgroup_dir = self.link_dir(cgroup);
+        let older = generations(&cgroup_dir);
+        let next = older.iter().map(|(n, _)| n + 1).max().unwrap_or(1);
+        let link_dir = cgroup_dir.join(format!("gen-{next}"));
+        std::fs::create_dir_all(&link_dir).map_err(|source| ProxyError::PinDir {
+            path: link_dir.clone(),
             source,
-        };
-        program.load().map_err(err)?;
-        program
-            .attach(&file, CgroupAttachMode::Single)
-            .map_err(err)?;
-        tracing::info!(cgroup = %cgroup.display(), program = CONNECT4, "attached");
+        })?;
+        for name in PROGRAMS {
+            let program: &mut CgroupSockAddr = self
+                .ebpf
+                .program_mut(name)
+                .ok_or(ProxyError::Missing {
+                    what: "program",
+                    name,
+                })?
+                .try_into()
+                .map_err(|source| ProxyError::Program {
+                    program: name,
+                    source,
+                })?;
+            let err = |source| ProxyError::Program {
+                program: name,
+                source,
+            };
+            program.load().map_err(err)?;
+            let link_id = program
+                // A cgroup bpf_link always attaches in multi mode; flags must be 0.
+                .attach(&file, CgroupAttachMode::Single)
+                .map_err(err)?;
+            let link: FdLink = program
+                .take_link(link_id)
+                .map_err(err)?
+                .try_into()
+                .map_err(|e: aya::programs::links::LinkError| ProxyError::Link {
+                    program: name,
+                    message: e.to_string(),
+                })?;
+            link.pin(link_dir.join(name))
+                .map_err(|e| ProxyError::Link {
+                    program: name,
+                    message: e.to_string(),
+                })?;
+        }
+        for (_, dir) in older {
+            detach_pinned(&dir);
+        }
+        tracing::info!(cgroup = %cgroup.display(), programs = PROGRAMS.len(), "attached socket load balancer");
         Ok(())
     }
 
-    /// Opens the service and backend maps for writing.
-    pub fn service_maps(&mut self) -> Result<ServiceMaps, ProxyError> {
-        let services = self
-            .ebpf
-            .take_map(maps::SERVICES4)
-            .ok_or(ProxyError::Missing {
-                what: "map",
-                name: maps::SERVICES4,
-            })?;
-        let backends = self
-            .ebpf
-            .take_map(maps::BACKENDS4)
-            .ok_or(ProxyError::Missing {
-                what: "map",
-                name: maps::BACKENDS4,
-            })?;
-        ServiceMaps::new(services, backends)
+    /// Detaches this generation's programs from `cgroup` and removes their
+    /// link pins (the maps stay pinned).
+    pub fn detach(&self, cgroup: &Path) {
+        let dir = self.link_dir(cgroup);
+        for (_, generation) in generations(&dir) {
+            detach_pinned(&generation);
+        }
+        let _ = std::fs::remove_dir(&dir);
     }
+
+    /// Pinned links live per cgroup, named by the cgroup's inode so paths
+    /// with slashes or odd characters never matter.
+    fn link_dir(&self, cgroup: &Path) -> PathBuf {
+        use std::os::unix::fs::MetadataExt;
+        let id = std::fs::metadata(cgroup).map(|m| m.ino()).unwrap_or(0);
+        self.pin_dir.join("links").join(format!("cgroup-{id}"))
+    }
+
+    /// Opens the service, backend and affinity maps for writing.
+    pub fn service_maps(&mut self) -> Result<ServiceMaps, ProxyError> {
+        let mut take = |name: &'static str| {
+            self.ebpf
+                .take_map(name)
+                .ok_or(ProxyError::Missing { what: "map", name })
+        };
+        let services = take(maps::SERVICES)?;
+        let backends = take(maps::BACKENDS)?;
+        let affinity = take(maps::AFFINITY)?;
+        ServiceMaps::new(
+            services,
+            backends,
+            affinity,
+            (self.capacity.services, self.capacity.backends),
+        )
+    }
+}
+
+/// The `gen-N` link directories under `dir`, with their numbers.
+fn generations(dir: &Path) -> Vec<(u64, PathBuf)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name();
+            let n = name.to_str()?.strip_prefix("gen-")?.parse().ok()?;
+            Some((n, e.path()))
+        })
+        .collect()
+}
+
+/// Unpins and closes every link pinned in `dir`, which detaches it.
+fn detach_pinned(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        match PinnedLink::from_pin(entry.path()) {
+            Ok(link) => {
+                if let Err(e) = link.unpin() {
+                    tracing::warn!(path = %entry.path().display(), error = %e, "cannot unpin link");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(path = %entry.path().display(), error = %e, "cannot open pinned link");
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
+}
+
+/// Removes pinned maps written with another layout version (or without a
+/// readable version), so the loader recreates them instead of misreading
+/// them. The agent's next full sync rewrites their contents.
+fn discard_incompatible_pins(pin_dir: &Path) -> Result<(), ProxyError> {
+    let layout_pin = pin_dir.join(maps::LAYOUT);
+    let found = if layout_pin.exists() {
+        MapData::from_pin(&layout_pin)
+            .ok()
+            .and_then(|data| Array::<MapData, u32>::try_from(aya::maps::Map::Array(data)).ok())
+            .and_then(|arr| arr.get(&0, 0).ok())
+    } else if maps::ALL.iter().any(|m| pin_dir.join(m).exists()) {
+        None
+    } else {
+        return Ok(());
+    };
+    if found == Some(LAYOUT_VERSION) {
+        return Ok(());
+    }
+    tracing::warn!(
+        pin_dir = %pin_dir.display(),
+        found = ?found,
+        expected = LAYOUT_VERSION,
+        "pinned maps have another layout version; rebuilding them"
+    );
+    for name in maps::ALL {
+        let path = pin_dir.join(name);
+        if path.exists() {
+            std::fs::remove_file(&path).map_err(|source| ProxyError::PinDir { path, source })?;
+        }
+    }
+    Ok(())
 }
 
 fn is_bpffs(path: &Path) -> bool {
     let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
         return false;
     };
+    // SAFETY: statfs is plain data; zero is a valid bit pattern.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
     // SAFETY: c_path is NUL-terminated and st is a valid out-pointer.
     let rc = unsafe { libc::statfs(c_path.as_ptr(), &mut st) };

@@ -2,32 +2,64 @@
 //! half-written service to a connecting socket: backends first, then slots,
 //! then the frontend's backend count; removals in the reverse order.
 use std::{
-    collections::{BTreeMap, HashMap as StdHashMap},
-    net::{Ipv4Addr, SocketAddrV4},
+    collections::{BTreeMap, BTreeSet, HashMap as StdHashMap},
+    net::{IpAddr, SocketAddr},
 };
 
 use aya::maps::{HashMap, Map, MapData, MapError};
 use strait_ebpf_common::{
-    BACKENDS4_MAX, Backend4, SERVICES4_MAX, Service4Key, Service4Value, maps,
+    AffinityKey, AffinityValue, Backend, SVC_F_AFFINITY, SVC_F_VIP_MARKER, ServiceKey,
+    ServiceValue, addr_from_words, addr_to_words, maps,
 };
 
-use crate::ProxyError;
+use crate::{
+    ProxyError,
+    desired::{DesiredState, FrontendSpec},
+};
 
-/// An IPv4 service frontend: what a client connects to.
+/// A service frontend: what a client connects to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Frontend4 {
+pub struct Frontend {
     /// The service VIP.
-    pub vip: Ipv4Addr,
+    pub vip: IpAddr,
     /// The service port.
     pub port: u16,
     /// IANA protocol number (6 TCP, 17 UDP).
     pub proto: u8,
 }
 
-impl Frontend4 {
-    fn key(&self, slot: u16) -> Service4Key {
-        Service4Key::new(self.vip.octets(), self.port, self.proto, slot)
+impl Frontend {
+    fn key(&self, slot: u16) -> ServiceKey {
+        let (addr, family) = addr_to_words(self.vip);
+        ServiceKey {
+            addr,
+            port: self.port.to_be(),
+            slot,
+            proto: self.proto,
+            family,
+            pad: [0; 2],
+        }
     }
+}
+
+fn marker_key(vip: IpAddr) -> ServiceKey {
+    let (addr, family) = addr_to_words(vip);
+    ServiceKey {
+        addr,
+        family,
+        ..Default::default()
+    }
+}
+
+/// Identity of a backend in the backend map; equal backends share one id.
+type BackendIdentity = (SocketAddr, u8);
+
+/// What the maps hold for one frontend.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Programmed {
+    id: u32,
+    backend_ids: Vec<u32>,
+    affinity_timeout: Option<u32>,
 }
 
 /// What one [`ServiceMaps::sync`] changed, for logs and metrics.
@@ -39,37 +71,47 @@ pub struct SyncStats {
     pub removed: usize,
 }
 
-/// Identity of a backend in the backend map; equal backends share one id.
-type BackendIdentity = (SocketAddrV4, u8);
-
-/// Owns the service and backend maps and remembers what it wrote, so each
-/// update touches only what changed. State is recovered from the maps on
-/// start, so a restarted agent continues where the last one stopped.
+/// Owns the service, backend and affinity maps and remembers what it wrote,
+/// so each update touches only what changed. State is recovered from the
+/// maps on start, so a restarted agent continues where the last one stopped.
 pub struct ServiceMaps {
-    services: HashMap<MapData, Service4Key, Service4Value>,
-    backends: HashMap<MapData, u32, Backend4>,
-    /// Backend ids per frontend, in slot order.
-    frontends: BTreeMap<Frontend4, Vec<u32>>,
+    services: HashMap<MapData, ServiceKey, ServiceValue>,
+    backends: HashMap<MapData, u32, Backend>,
+    /// An LRU hash in the kernel; aya reads both kinds as `HashMap`.
+    affinity: HashMap<MapData, AffinityKey, AffinityValue>,
+    frontends: BTreeMap<Frontend, Programmed>,
+    markers: BTreeSet<IpAddr>,
     /// Backend id by identity, with the number of slots that reference it.
     ids: StdHashMap<BackendIdentity, (u32, u32)>,
-    next_id: u32,
+    identity_of: StdHashMap<u32, BackendIdentity>,
+    next_backend_id: u32,
+    next_frontend_id: u32,
+    max_services: u32,
+    max_backends: u32,
 }
 
 /// The largest slot index; slot numbers are u16 and 0 is the frontend.
 const MAX_BACKENDS_PER_SERVICE: usize = u16::MAX as usize;
 
 impl ServiceMaps {
-    pub(crate) fn new(services: Map, backends: Map) -> Result<Self, ProxyError> {
-        let services: HashMap<MapData, Service4Key, Service4Value> =
-            HashMap::try_from(services).map_err(map_err(maps::SERVICES4))?;
-        let backends: HashMap<MapData, u32, Backend4> =
-            HashMap::try_from(backends).map_err(map_err(maps::BACKENDS4))?;
+    pub(crate) fn new(
+        services: Map,
+        backends: Map,
+        affinity: Map,
+        capacity: (u32, u32),
+    ) -> Result<Self, ProxyError> {
         let mut this = Self {
-            services,
-            backends,
+            services: HashMap::try_from(services).map_err(map_err(maps::SERVICES))?,
+            backends: HashMap::try_from(backends).map_err(map_err(maps::BACKENDS))?,
+            affinity: HashMap::try_from(affinity).map_err(map_err(maps::AFFINITY))?,
             frontends: BTreeMap::new(),
+            markers: BTreeSet::new(),
             ids: StdHashMap::new(),
-            next_id: 1,
+            identity_of: StdHashMap::new(),
+            next_backend_id: 1,
+            next_frontend_id: 1,
+            max_services: capacity.0,
+            max_backends: capacity.1,
         };
         this.recover()?;
         Ok(this)
@@ -79,21 +121,30 @@ impl ServiceMaps {
     fn recover(&mut self) -> Result<(), ProxyError> {
         let mut by_id = StdHashMap::new();
         for entry in self.backends.iter() {
-            let (id, be) = entry.map_err(map_err(maps::BACKENDS4))?;
-            by_id.insert(id, be);
-            self.next_id = self.next_id.max(id.wrapping_add(1)).max(1);
+            let (id, be) = entry.map_err(map_err(maps::BACKENDS))?;
+            if let Some(ip) = addr_from_words(be.addr, be.family) {
+                by_id.insert(id, (SocketAddr::new(ip, u16::from_be(be.port)), be.proto));
+            }
+            self.next_backend_id = self.next_backend_id.max(id.wrapping_add(1)).max(1);
         }
-        let mut slots: BTreeMap<Frontend4, BTreeMap<u16, u32>> = BTreeMap::new();
-        let mut counts: BTreeMap<Frontend4, u16> = BTreeMap::new();
+        let mut slots: BTreeMap<Frontend, BTreeMap<u16, u32>> = BTreeMap::new();
+        let mut fronts: BTreeMap<Frontend, ServiceValue> = BTreeMap::new();
         for entry in self.services.iter() {
-            let (key, value) = entry.map_err(map_err(maps::SERVICES4))?;
-            let fe = Frontend4 {
-                vip: Ipv4Addr::from(key.addr.to_ne_bytes()),
+            let (key, value) = entry.map_err(map_err(maps::SERVICES))?;
+            let Some(vip) = addr_from_words(key.addr, key.family) else {
+                continue;
+            };
+            if value.flags & SVC_F_VIP_MARKER != 0 {
+                self.markers.insert(vip);
+                continue;
+            }
+            let fe = Frontend {
+                vip,
                 port: u16::from_be(key.port),
                 proto: key.proto,
             };
             if key.slot == 0 {
-                counts.insert(fe, value.count);
+                fronts.insert(fe, value);
             } else {
                 slots
                     .entry(fe)
@@ -101,55 +152,74 @@ impl ServiceMaps {
                     .insert(key.slot, value.backend_id);
             }
         }
-        for (fe, count) in counts {
+        for (fe, value) in fronts {
             let fe_slots = slots.remove(&fe).unwrap_or_default();
-            let ids: Vec<u32> = (1..=count)
+            let backend_ids: Vec<u32> = (1..=value.count)
                 .filter_map(|s| fe_slots.get(&s).copied())
                 .collect();
-            for id in &ids {
-                if let Some(be) = by_id.get(id) {
-                    let identity = (
-                        SocketAddrV4::new(
-                            Ipv4Addr::from(be.addr.to_ne_bytes()),
-                            u16::from_be(be.port),
-                        ),
-                        be.proto,
-                    );
-                    self.ids.entry(identity).or_insert((*id, 0)).1 += 1;
+            for id in &backend_ids {
+                if let Some(identity) = by_id.get(id) {
+                    self.ids.entry(*identity).or_insert((*id, 0)).1 += 1;
+                    self.identity_of.insert(*id, *identity);
                 }
             }
-            self.frontends.insert(fe, ids);
+            self.next_frontend_id = self.next_frontend_id.max(value.id.wrapping_add(1)).max(1);
+            let affinity_timeout =
+                (value.flags & SVC_F_AFFINITY != 0).then_some(value.affinity_timeout);
+            self.frontends.insert(
+                fe,
+                Programmed {
+                    id: value.id,
+                    backend_ids,
+                    affinity_timeout,
+                },
+            );
         }
         Ok(())
     }
 
     /// The frontends currently programmed, with their backend count.
-    pub fn frontends(&self) -> impl Iterator<Item = (Frontend4, usize)> + '_ {
-        self.frontends.iter().map(|(fe, ids)| (*fe, ids.len()))
+    pub fn frontends(&self) -> impl Iterator<Item = (Frontend, usize)> + '_ {
+        self.frontends
+            .iter()
+            .map(|(fe, p)| (*fe, p.backend_ids.len()))
+    }
+
+    /// The backends currently programmed for `frontend`, in slot order.
+    pub fn backends_of(&self, frontend: &Frontend) -> Vec<SocketAddr> {
+        self.frontends
+            .get(frontend)
+            .map(|p| {
+                p.backend_ids
+                    .iter()
+                    .filter_map(|id| self.identity_of.get(id).map(|(a, _)| *a))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Brings the maps to `desired` with the fewest writes: unchanged
     /// frontends are not touched, changed ones are rewritten in make-before-
     /// break order, and frontends no longer desired are removed last.
-    pub fn sync(&mut self, desired: &crate::DesiredState) -> Result<SyncStats, ProxyError> {
+    pub fn sync(&mut self, desired: &DesiredState) -> Result<SyncStats, ProxyError> {
         let mut stats = SyncStats::default();
-        for (fe, backends) in desired {
-            let current = self.frontends.get(fe);
-            let unchanged = current.is_some_and(|ids| {
-                ids.len() == backends.len()
-                    && ids.iter().zip(backends).all(|(id, addr)| {
-                        self.ids
-                            .get(&(*addr, fe.proto))
-                            .is_some_and(|(i, _)| i == id)
-                    })
-            });
-            if unchanged {
+        let vips: BTreeSet<IpAddr> = desired.keys().map(|fe| fe.vip).collect();
+        for vip in vips.difference(&self.markers.clone()) {
+            let value = ServiceValue {
+                flags: SVC_F_VIP_MARKER,
+                ..Default::default()
+            };
+            self.insert_service(marker_key(*vip), value)?;
+            self.markers.insert(*vip);
+        }
+        for (fe, spec) in desired {
+            if self.is_programmed(fe, spec) {
                 continue;
             }
-            self.upsert(*fe, backends)?;
+            self.upsert(*fe, spec)?;
             stats.upserted += 1;
         }
-        let stale: Vec<Frontend4> = self
+        let stale: Vec<Frontend> = self
             .frontends
             .keys()
             .filter(|fe| !desired.contains_key(fe))
@@ -159,72 +229,128 @@ impl ServiceMaps {
             self.remove(fe)?;
             stats.removed += 1;
         }
+        for vip in self.markers.difference(&vips).copied().collect::<Vec<_>>() {
+            remove_ignoring_missing(&mut self.services, &marker_key(vip), maps::SERVICES)?;
+            self.markers.remove(&vip);
+        }
         Ok(stats)
     }
 
-    /// Makes `frontend` balance over exactly `backends`. An empty list keeps
-    /// the frontend, so connects to it are refused rather than leaking to the
-    /// unroutable VIP.
-    pub fn upsert(
-        &mut self,
-        frontend: Frontend4,
-        backends: &[SocketAddrV4],
-    ) -> Result<(), ProxyError> {
-        if backends.len() > MAX_BACKENDS_PER_SERVICE {
+    fn is_programmed(&self, fe: &Frontend, spec: &FrontendSpec) -> bool {
+        self.frontends.get(fe).is_some_and(|p| {
+            p.affinity_timeout == spec.affinity_timeout
+                && p.backend_ids.len() == spec.backends.len()
+                && p.backend_ids.iter().zip(&spec.backends).all(|(id, addr)| {
+                    self.ids
+                        .get(&(*addr, fe.proto))
+                        .is_some_and(|(i, _)| i == id)
+                })
+        })
+    }
+
+    /// Makes `frontend` balance over exactly `spec.backends`. An empty list
+    /// keeps the frontend, so connects to it are refused rather than leaking
+    /// to the unroutable VIP.
+    pub fn upsert(&mut self, frontend: Frontend, spec: &FrontendSpec) -> Result<(), ProxyError> {
+        if spec.backends.len() > MAX_BACKENDS_PER_SERVICE {
             return Err(ProxyError::TooManyBackends {
-                vip: frontend.vip,
-                port: frontend.port,
-                count: backends.len(),
+                frontend: format!("{}:{}", frontend.vip, frontend.port),
+                count: spec.backends.len(),
                 max: MAX_BACKENDS_PER_SERVICE,
             });
         }
         let old = self.frontends.get(&frontend).cloned().unwrap_or_default();
+        let id = if old.id != 0 {
+            old.id
+        } else {
+            self.allocate_frontend_id()
+        };
         // 1. backends
-        let mut new_ids = Vec::with_capacity(backends.len());
-        for addr in backends {
+        let mut new_ids = Vec::with_capacity(spec.backends.len());
+        for addr in &spec.backends {
             new_ids.push(self.acquire_backend((*addr, frontend.proto))?);
         }
         // 2. slots that changed
-        for (i, id) in new_ids.iter().enumerate() {
-            if old.get(i) != Some(id) {
-                let value = Service4Value {
-                    backend_id: *id,
+        for (i, backend_id) in new_ids.iter().enumerate() {
+            if old.backend_ids.get(i) != Some(backend_id) {
+                let value = ServiceValue {
+                    backend_id: *backend_id,
                     ..Default::default()
                 };
                 self.insert_service(frontend.key(slot(i)), value)?;
             }
         }
         // 3. the count makes the new slots visible
-        let front = Service4Value {
+        let front = ServiceValue {
             count: new_ids.len() as u16,
+            flags: if spec.affinity_timeout.is_some() {
+                SVC_F_AFFINITY
+            } else {
+                0
+            },
+            affinity_timeout: spec.affinity_timeout.unwrap_or(0),
+            id,
             ..Default::default()
         };
         self.insert_service(frontend.key(0), front)?;
         // 4. slots beyond the new count, then backends nobody references
-        for i in new_ids.len()..old.len() {
-            remove_ignoring_missing(&mut self.services, &frontend.key(slot(i)), maps::SERVICES4)?;
+        for i in new_ids.len()..old.backend_ids.len() {
+            remove_ignoring_missing(&mut self.services, &frontend.key(slot(i)), maps::SERVICES)?;
         }
-        for id in &old {
-            self.release_backend(*id)?;
+        let gone: BTreeSet<u32> = old
+            .backend_ids
+            .iter()
+            .filter(|b| !new_ids.contains(b))
+            .copied()
+            .collect();
+        for backend_id in &old.backend_ids {
+            self.release_backend(*backend_id)?;
         }
-        self.frontends.insert(frontend, new_ids);
+        if !gone.is_empty() {
+            self.purge_affinity(id, &gone);
+        }
+        self.frontends.insert(
+            frontend,
+            Programmed {
+                id,
+                backend_ids: new_ids,
+                affinity_timeout: spec.affinity_timeout,
+            },
+        );
         Ok(())
     }
 
     /// Removes a frontend: first the frontend entry (new connects are no
     /// longer translated), then its slots, then unreferenced backends.
-    pub fn remove(&mut self, frontend: Frontend4) -> Result<(), ProxyError> {
+    pub fn remove(&mut self, frontend: Frontend) -> Result<(), ProxyError> {
         let Some(old) = self.frontends.remove(&frontend) else {
             return Ok(());
         };
-        remove_ignoring_missing(&mut self.services, &frontend.key(0), maps::SERVICES4)?;
-        for i in 0..old.len() {
-            remove_ignoring_missing(&mut self.services, &frontend.key(slot(i)), maps::SERVICES4)?;
+        remove_ignoring_missing(&mut self.services, &frontend.key(0), maps::SERVICES)?;
+        for i in 0..old.backend_ids.len() {
+            remove_ignoring_missing(&mut self.services, &frontend.key(slot(i)), maps::SERVICES)?;
         }
-        for id in old {
-            self.release_backend(id)?;
+        for id in &old.backend_ids {
+            self.release_backend(*id)?;
         }
+        self.purge_affinity(old.id, &old.backend_ids.iter().copied().collect());
         Ok(())
+    }
+
+    /// Drops affinity entries of `frontend_id` that point at `backends`, so a
+    /// pinned client moves on when its backend leaves the service.
+    fn purge_affinity(&mut self, frontend_id: u32, backends: &BTreeSet<u32>) {
+        let stale: Vec<AffinityKey> = self
+            .affinity
+            .iter()
+            .filter_map(Result::ok)
+            .filter(|(k, v)| k.frontend_id == frontend_id && backends.contains(&v.backend_id))
+            .map(|(k, _)| k)
+            .collect();
+        for key in stale {
+            // Entries may vanish concurrently (LRU); nothing else can fail here.
+            let _ = self.affinity.remove(&key);
+        }
     }
 
     fn acquire_backend(&mut self, identity: BackendIdentity) -> Result<u32, ProxyError> {
@@ -232,48 +358,65 @@ impl ServiceMaps {
             *refs += 1;
             return Ok(*id);
         }
-        let id = self.allocate_id();
+        let id = self.allocate_backend_id();
         let (addr, proto) = identity;
-        let value = Backend4::new(addr.ip().octets(), addr.port(), proto);
+        let (words, family) = addr_to_words(addr.ip());
+        let value = Backend {
+            addr: words,
+            port: addr.port().to_be(),
+            proto,
+            family,
+        };
         self.backends.insert(id, value, 0).map_err(full_or(
-            maps::BACKENDS4,
-            BACKENDS4_MAX,
+            maps::BACKENDS,
+            self.max_backends,
             "--max-backends",
         ))?;
         self.ids.insert(identity, (id, 1));
+        self.identity_of.insert(id, identity);
         Ok(id)
     }
 
     fn release_backend(&mut self, id: u32) -> Result<(), ProxyError> {
-        let Some((identity, _)) = self.ids.iter().find(|(_, (i, _))| *i == id) else {
+        let Some(identity) = self.identity_of.get(&id).copied() else {
             return Ok(());
         };
-        let identity = *identity;
-        let entry = self.ids.get_mut(&identity).map(|e| {
+        let remaining = self.ids.get_mut(&identity).map(|e| {
             e.1 = e.1.saturating_sub(1);
             e.1
         });
-        if entry == Some(0) {
+        if remaining == Some(0) {
             self.ids.remove(&identity);
-            remove_ignoring_missing(&mut self.backends, &id, maps::BACKENDS4)?;
+            self.identity_of.remove(&id);
+            remove_ignoring_missing(&mut self.backends, &id, maps::BACKENDS)?;
         }
         Ok(())
     }
 
-    fn allocate_id(&mut self) -> u32 {
+    fn allocate_backend_id(&mut self) -> u32 {
         loop {
-            let id = self.next_id;
-            self.next_id = self.next_id.wrapping_add(1).max(1);
-            if !self.ids.values().any(|(i, _)| *i == id) {
+            let id = self.next_backend_id;
+            self.next_backend_id = self.next_backend_id.wrapping_add(1).max(1);
+            if !self.identity_of.contains_key(&id) {
                 return id;
             }
         }
     }
 
-    fn insert_service(&mut self, key: Service4Key, value: Service4Value) -> Result<(), ProxyError> {
+    fn allocate_frontend_id(&mut self) -> u32 {
+        loop {
+            let id = self.next_frontend_id;
+            self.next_frontend_id = self.next_frontend_id.wrapping_add(1).max(1);
+            if !self.frontends.values().any(|p| p.id == id) {
+                return id;
+            }
+        }
+    }
+
+    fn insert_service(&mut self, key: ServiceKey, value: ServiceValue) -> Result<(), ProxyError> {
         self.services.insert(key, value, 0).map_err(full_or(
-            maps::SERVICES4,
-            SERVICES4_MAX,
+            maps::SERVICES,
+            self.max_services,
             "--max-services",
         ))
     }
@@ -288,7 +431,7 @@ fn map_err(map: &'static str) -> impl Fn(MapError) -> ProxyError {
     move |source| ProxyError::Map { map, source }
 }
 
-fn errno(err: &MapError) -> Option<i32> {
+pub(crate) fn errno(err: &MapError) -> Option<i32> {
     match err {
         MapError::SyscallError(e) => e.io_error.raw_os_error(),
         _ => None,

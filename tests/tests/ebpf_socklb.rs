@@ -5,20 +5,20 @@
 //! The client netns has only a veth to the backend netns and no default
 //! route, so the VIP itself is unroutable: a reply proves translation.
 use std::{
-    net::{Ipv4Addr, SocketAddrV4},
+    net::{Ipv4Addr, SocketAddr, SocketAddrV4},
     process::Output,
     time::Duration,
 };
 
 use strait_ebpf_common::PROTO_TCP;
-use strait_proxy::{Frontend4, SockLb};
+use strait_proxy::{Frontend, FrontendSpec, SockLb};
 use strait_tests::{Bpffs, Cgroup, NetNs, TcpEcho, echo::EchoReply, require_root, two_hosts};
 
 const VIP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 10);
 
-fn frontend() -> Frontend4 {
-    Frontend4 {
-        vip: VIP,
+fn frontend() -> Frontend {
+    Frontend {
+        vip: std::net::IpAddr::V4(VIP),
         port: 80,
         proto: PROTO_TCP,
     }
@@ -59,7 +59,7 @@ fn ebpf_connect4_translates_vip_only_inside_cgroup() {
     let mut lb = SockLb::load(bpffs.path()).expect("load eBPF object");
     lb.attach(cgroup.path()).expect("attach connect4");
     let mut maps = lb.service_maps().expect("maps");
-    maps.upsert(frontend(), &[SocketAddrV4::new(net.b_addr, 8080)])
+    maps.upsert(frontend(), &spec(&[SocketAddrV4::new(net.b_addr, 8080)]))
         .expect("program service");
 
     let got = reply(&ask(&net.a, Some(&cgroup), VIP, 80));
@@ -102,7 +102,8 @@ fn ebpf_connect4_spreads_and_follows_updates() {
     let one = SocketAddrV4::new(net.b_addr, 8081);
     let two = SocketAddrV4::new(net.b_addr, 8082);
 
-    maps.upsert(frontend(), &[one, two]).expect("two backends");
+    maps.upsert(frontend(), &spec(&[one, two]))
+        .expect("two backends");
     let mut seen = std::collections::BTreeMap::<String, usize>::new();
     for _ in 0..40 {
         *seen
@@ -115,13 +116,14 @@ fn ebpf_connect4_spreads_and_follows_updates() {
         "40 connects should reach both backends: {seen:?}"
     );
 
-    maps.upsert(frontend(), &[two]).expect("shrink to one");
+    maps.upsert(frontend(), &spec(&[two]))
+        .expect("shrink to one");
     for _ in 0..10 {
         assert_eq!(reply(&ask(&net.a, Some(&cgroup), VIP, 80)).name, "two");
     }
 
     // No backends: the connect is refused at once, never sent to the VIP.
-    maps.upsert(frontend(), &[]).expect("empty");
+    maps.upsert(frontend(), &spec(&[])).expect("empty");
     let started = std::time::Instant::now();
     let out = ask(&net.a, Some(&cgroup), VIP, 80);
     assert!(!out.status.success());
@@ -147,7 +149,7 @@ fn ebpf_pinned_maps_survive_a_loader_restart() {
     {
         let mut first = SockLb::load(bpffs.path()).expect("load");
         let mut maps = first.service_maps().expect("maps");
-        maps.upsert(frontend(), &[backend]).expect("program");
+        maps.upsert(frontend(), &spec(&[backend])).expect("program");
     }
     // A new instance (an agent restart) finds the service in the pinned maps.
     let mut second = SockLb::load(bpffs.path()).expect("reload");
@@ -155,4 +157,12 @@ fn ebpf_pinned_maps_survive_a_loader_restart() {
     let maps = second.service_maps().expect("maps");
     assert_eq!(maps.frontends().collect::<Vec<_>>(), vec![(frontend(), 1)]);
     assert_eq!(reply(&ask(&net.a, Some(&cgroup), VIP, 80)).name, "pinned");
+}
+
+/// The spec for a frontend balancing over `backends`, without affinity.
+fn spec(backends: &[SocketAddrV4]) -> FrontendSpec {
+    FrontendSpec {
+        backends: backends.iter().map(|b| SocketAddr::V4(*b)).collect(),
+        affinity_timeout: None,
+    }
 }
