@@ -9,7 +9,10 @@ use std::{
     net::{IpAddr, SocketAddr},
 };
 
-use strait_cluster::{ClusterSnapshot, Protocol, Scope, select_endpoints, service};
+use strait_cluster::{
+    ClusterSnapshot, ObjectKey, Protocol, Scope, k8s_openapi::api::core::v1::Service,
+    select_endpoints, service,
+};
 use strait_ebpf_common::{PROTO_TCP, PROTO_UDP};
 
 use crate::Frontend;
@@ -31,53 +34,65 @@ pub type DesiredState = BTreeMap<Frontend, FrontendSpec>;
 pub fn desired_state(snapshot: &ClusterSnapshot, node_name: &str) -> DesiredState {
     let mut out = DesiredState::new();
     for (key, svc) in snapshot.services() {
-        if !service::is_proxyable(svc) {
-            continue;
-        }
-        let Some(namespace) = key.namespace.as_deref() else {
+        out.extend(service_frontends(snapshot, key, svc, node_name));
+    }
+    out
+}
+
+/// The frontends one Service contributes (none when it is not proxyable).
+pub fn service_frontends(
+    snapshot: &ClusterSnapshot,
+    key: &ObjectKey,
+    svc: &Service,
+    node_name: &str,
+) -> Vec<(Frontend, FrontendSpec)> {
+    let mut out = Vec::new();
+    if !service::is_proxyable(svc) {
+        return out;
+    }
+    let Some(namespace) = key.namespace.as_deref() else {
+        return out;
+    };
+    let vips = service::cluster_ips(svc);
+    if vips.is_empty() {
+        return out;
+    }
+    let scope = Scope::internal(svc, node_name);
+    let affinity_timeout = service::session_affinity_timeout(svc);
+    let ports = svc
+        .spec
+        .as_ref()
+        .and_then(|s| s.ports.as_deref())
+        .unwrap_or_default();
+    for sp in ports {
+        let (Some(port), Some(proto)) = (
+            strait_cluster::port_number(sp.port),
+            strait_cluster::service_port_protocol(sp).and_then(proto_number),
+        ) else {
             continue;
         };
-        let vips = service::cluster_ips(svc);
-        if vips.is_empty() {
-            continue;
-        }
-        let scope = Scope::internal(svc, node_name);
-        let affinity_timeout = service::session_affinity_timeout(svc);
-        let ports = svc
-            .spec
-            .as_ref()
-            .and_then(|s| s.ports.as_deref())
-            .unwrap_or_default();
-        for sp in ports {
-            let (Some(port), Some(proto)) = (
-                strait_cluster::port_number(sp.port),
-                strait_cluster::service_port_protocol(sp).and_then(proto_number),
-            ) else {
-                continue;
-            };
-            let backends: Vec<SocketAddr> =
-                select_endpoints(svc, snapshot.slices_for(namespace, &key.name), sp, &scope)
+        let backends: Vec<SocketAddr> =
+            select_endpoints(svc, snapshot.slices_for(namespace, &key.name), sp, &scope)
+                .iter()
+                .map(strait_cluster::Backend::socket_addr)
+                .collect();
+        for vip in &vips {
+            let spec = FrontendSpec {
+                backends: backends
                     .iter()
-                    .map(strait_cluster::Backend::socket_addr)
-                    .collect();
-            for vip in &vips {
-                let spec = FrontendSpec {
-                    backends: backends
-                        .iter()
-                        .filter(|b| b.is_ipv4() == vip.is_ipv4())
-                        .copied()
-                        .collect(),
-                    affinity_timeout,
-                };
-                out.insert(
-                    Frontend {
-                        vip: *vip,
-                        port,
-                        proto,
-                    },
-                    spec,
-                );
-            }
+                    .filter(|b| b.is_ipv4() == vip.is_ipv4())
+                    .copied()
+                    .collect(),
+                affinity_timeout,
+            };
+            out.push((
+                Frontend {
+                    vip: *vip,
+                    port,
+                    proto,
+                },
+                spec,
+            ));
         }
     }
     out

@@ -65,6 +65,19 @@ pub enum ProxyError {
         /// What went wrong.
         message: String,
     },
+    /// The metrics/health address could not be bound.
+    #[error(
+        "cannot listen on {addr} for /healthz and /metrics: {source} (is another agent or kube-proxy running? change --metrics-addr)"
+    )]
+    Listen {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The cluster view failed before it synced.
+    #[error("the cluster view failed: {0}")]
+    ClusterView(strait_cluster::ClusterError),
     /// A map operation failed.
     #[error("map {map}: {source}")]
     Map {

@@ -4,13 +4,17 @@
 //! The datapath follows the socket-level load balancing model: a connect(2)
 //! to a service VIP is rewritten to a backend before any packet exists.
 
+pub mod agent;
 mod desired;
 mod error;
+pub mod explain;
+mod kernel_state;
 mod loader;
 mod object;
 mod service_maps;
 
 pub use desired::{DesiredState, FrontendSpec, desired_state, vips};
 pub use error::ProxyError;
-pub use loader::{Capacity, DEFAULT_PIN_DIR, PROGRAMS, SockLb};
+pub use kernel_state::{KernelFrontend, KernelState};
+pub use loader::{Capacity, DEFAULT_PIN_DIR, PROGRAMS, SockLb, remove_pins};
 pub use service_maps::{Frontend, ServiceMaps, SyncStats};

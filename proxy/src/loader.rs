@@ -226,6 +226,30 @@ impl SockLb {
     }
 }
 
+/// Removes every pin Strait created under `pin_dir` (links, after detaching
+/// them, then maps), and the directory itself when it is left empty. Nothing
+/// else is touched.
+pub fn remove_pins(pin_dir: &Path) -> std::io::Result<()> {
+    let links = pin_dir.join("links");
+    if let Ok(cgroups) = std::fs::read_dir(&links) {
+        for cg in cgroups.flatten() {
+            for (_, generation) in generations(&cg.path()) {
+                detach_pinned(&generation);
+            }
+            let _ = std::fs::remove_dir(cg.path());
+        }
+        let _ = std::fs::remove_dir(&links);
+    }
+    for name in maps::ALL {
+        let path = pin_dir.join(name);
+        if path.exists() {
+            std::fs::remove_file(path)?;
+        }
+    }
+    let _ = std::fs::remove_dir(pin_dir);
+    Ok(())
+}
+
 /// The `gen-N` link directories under `dir`, with their numbers.
 fn generations(dir: &Path) -> Vec<(u64, PathBuf)> {
     let Ok(entries) = std::fs::read_dir(dir) else {

@@ -9,12 +9,13 @@ use std::{
 use aya::maps::{HashMap, Map, MapData, MapError};
 use strait_ebpf_common::{
     AffinityKey, AffinityValue, Backend, SVC_F_AFFINITY, SVC_F_VIP_MARKER, ServiceKey,
-    ServiceValue, addr_from_words, addr_to_words, maps,
+    ServiceValue, addr_to_words, maps,
 };
 
 use crate::{
     ProxyError,
     desired::{DesiredState, FrontendSpec},
+    kernel_state::KernelState,
 };
 
 /// A service frontend: what a client connects to.
@@ -117,65 +118,64 @@ impl ServiceMaps {
         Ok(this)
     }
 
-    /// Rebuilds the in-memory view from pinned map contents.
+    /// Rebuilds the in-memory view from what the kernel maps hold. Slots a
+    /// frontend announces but lacks make it look different from any desired
+    /// state, so the next sync rewrites it: this is how drift is repaired.
     fn recover(&mut self) -> Result<(), ProxyError> {
-        let mut by_id = StdHashMap::new();
-        for entry in self.backends.iter() {
-            let (id, be) = entry.map_err(map_err(maps::BACKENDS))?;
-            if let Some(ip) = addr_from_words(be.addr, be.family) {
-                by_id.insert(id, (SocketAddr::new(ip, u16::from_be(be.port)), be.proto));
-            }
+        let kernel = KernelState::read(&self.services, &self.backends)?;
+        self.frontends.clear();
+        self.ids.clear();
+        self.identity_of.clear();
+        self.markers = kernel.markers.clone();
+        for id in kernel.backends.keys() {
             self.next_backend_id = self.next_backend_id.max(id.wrapping_add(1)).max(1);
         }
-        let mut slots: BTreeMap<Frontend, BTreeMap<u16, u32>> = BTreeMap::new();
-        let mut fronts: BTreeMap<Frontend, ServiceValue> = BTreeMap::new();
-        for entry in self.services.iter() {
-            let (key, value) = entry.map_err(map_err(maps::SERVICES))?;
-            let Some(vip) = addr_from_words(key.addr, key.family) else {
-                continue;
-            };
-            if value.flags & SVC_F_VIP_MARKER != 0 {
-                self.markers.insert(vip);
-                continue;
-            }
-            let fe = Frontend {
-                vip,
-                port: u16::from_be(key.port),
-                proto: key.proto,
-            };
-            if key.slot == 0 {
-                fronts.insert(fe, value);
-            } else {
-                slots
-                    .entry(fe)
-                    .or_default()
-                    .insert(key.slot, value.backend_id);
-            }
-        }
-        for (fe, value) in fronts {
-            let fe_slots = slots.remove(&fe).unwrap_or_default();
-            let backend_ids: Vec<u32> = (1..=value.count)
-                .filter_map(|s| fe_slots.get(&s).copied())
-                .collect();
-            for id in &backend_ids {
-                if let Some(identity) = by_id.get(id) {
+        for (fe, kf) in &kernel.frontends {
+            let complete = kf.backend_ids.len() == usize::from(kf.count)
+                && kf
+                    .backend_ids
+                    .iter()
+                    .all(|id| kernel.backends.contains_key(id));
+            for id in &kf.backend_ids {
+                if let Some(identity) = kernel.backends.get(id) {
                     self.ids.entry(*identity).or_insert((*id, 0)).1 += 1;
                     self.identity_of.insert(*id, *identity);
                 }
             }
-            self.next_frontend_id = self.next_frontend_id.max(value.id.wrapping_add(1)).max(1);
-            let affinity_timeout =
-                (value.flags & SVC_F_AFFINITY != 0).then_some(value.affinity_timeout);
+            self.next_frontend_id = self.next_frontend_id.max(kf.id.wrapping_add(1)).max(1);
             self.frontends.insert(
-                fe,
+                *fe,
                 Programmed {
-                    id: value.id,
-                    backend_ids,
-                    affinity_timeout,
+                    id: kf.id,
+                    // An incomplete frontend is remembered with no slots so
+                    // the next sync rewrites every slot.
+                    backend_ids: if complete {
+                        kf.backend_ids.clone()
+                    } else {
+                        Vec::new()
+                    },
+                    affinity_timeout: kf.affinity_timeout,
                 },
             );
         }
         Ok(())
+    }
+
+    /// Forgets the in-memory view and re-reads the kernel maps, so the next
+    /// [`sync`](Self::sync) repairs anything changed behind the agent's back.
+    pub fn reload_from_kernel(&mut self) -> Result<(), ProxyError> {
+        self.recover()
+    }
+
+    /// Entries in use: (service map, backend map), for fill-level metrics.
+    pub fn usage(&self) -> (usize, usize) {
+        let services = self.markers.len()
+            + self
+                .frontends
+                .values()
+                .map(|p| 1 + p.backend_ids.len())
+                .sum::<usize>();
+        (services, self.ids.len())
     }
 
     /// The frontends currently programmed, with their backend count.

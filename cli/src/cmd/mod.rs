@@ -1,6 +1,8 @@
 //! The command line: one flag vocabulary shared by every subcommand.
+mod agent;
 mod echo;
 mod pending;
+mod view;
 
 use std::process::ExitCode;
 
@@ -18,7 +20,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the node agent: the eBPF service proxy and node routes.
-    Agent(pending::Args),
+    Agent(agent::Args),
     /// Run the cluster DNS server.
     Dns(pending::Args),
     /// Run the ingress controller.
@@ -33,7 +35,7 @@ enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Echo(args) => echo::run(args),
-        Command::Agent(args) => pending::run("agent", "#5", args),
+        Command::Agent(args) => agent::run_cmd(args),
         Command::Dns(args) => pending::run("dns", "#7", args),
         Command::Ingress(args) => pending::run("ingress", "#8", args),
         Command::Lab(args) => pending::run("lab", "#9", args),

@@ -1,0 +1,166 @@
+//! `strait agent`: the node agent (eBPF service proxy), plus `explain` and
+//! `cleanup` for operators.
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
+
+use anyhow::Context;
+use strait_cluster::{Kind, KindSet};
+use strait_proxy::{
+    Capacity, DEFAULT_PIN_DIR, SockLb,
+    agent::{AgentConfig, run},
+    explain,
+};
+
+use super::view::cluster_view;
+
+/// Flags of `strait agent`.
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Args {
+    #[command(subcommand)]
+    action: Option<Action>,
+    #[command(flatten)]
+    common: Common,
+    /// cgroup v2 directory whose processes get service translation.
+    #[arg(long, default_value = "/sys/fs/cgroup/unified")]
+    cgroup_root: PathBuf,
+    /// Address for /healthz and /metrics.
+    #[arg(long, default_value = "0.0.0.0:10256")]
+    metrics_addr: SocketAddr,
+    /// Full reconcile period in seconds (repairs drift in the kernel maps).
+    #[arg(long, default_value_t = 30)]
+    resync_seconds: u64,
+    /// Capacity of the service map (frontends plus backend slots); derived
+    /// from the cluster's object counts when not given.
+    #[arg(long)]
+    max_services: Option<u32>,
+    /// Capacity of the backend map; derived when not given.
+    #[arg(long)]
+    max_backends: Option<u32>,
+}
+
+#[derive(Debug, clap::Args)]
+struct Common {
+    /// Read the cluster from this manifest directory instead of the API server.
+    #[arg(long, global = true)]
+    manifests: Option<PathBuf>,
+    /// This node's name (for node-local traffic policies).
+    #[arg(long, global = true, env = "NODE_NAME", default_value = "")]
+    node_name: String,
+    /// bpffs directory holding the pinned maps and links.
+    #[arg(long, global = true, default_value = DEFAULT_PIN_DIR)]
+    bpffs: PathBuf,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Action {
+    /// Print each service's frontends and backends as the kernel maps hold
+    /// them, and flag every difference from the cluster view.
+    Explain {
+        /// Only this service, as NAMESPACE/NAME.
+        service: Option<String>,
+    },
+    /// Detach Strait's programs from a cgroup and remove its pins (maps and
+    /// links) from the bpffs directory. Touches nothing else.
+    Cleanup {
+        /// The cgroup the agent attached to.
+        #[arg(long, default_value = "/sys/fs/cgroup/unified")]
+        cgroup_root: PathBuf,
+    },
+}
+
+pub fn run_cmd(args: Args) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    match args.action {
+        Some(Action::Explain { ref service }) => {
+            rt.block_on(explain_cmd(&args.common, service.as_deref()))
+        }
+        Some(Action::Cleanup { ref cgroup_root }) => cleanup(&args.common, cgroup_root),
+        None => rt.block_on(agent(args)),
+    }
+}
+
+async fn agent(args: Args) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        !args.common.node_name.is_empty(),
+        "--node-name (or NODE_NAME) is required"
+    );
+    let view = cluster_view(
+        args.common.manifests.as_deref(),
+        KindSet::only(Kind::Service).with(Kind::EndpointSlice),
+        None,
+    )
+    .await?;
+    let capacity = match (args.max_services, args.max_backends) {
+        (None, None) => None,
+        (s, b) => {
+            let d = Capacity::default();
+            Some(Capacity {
+                services: s.unwrap_or(d.services),
+                backends: b.unwrap_or(d.backends),
+                ..d
+            })
+        }
+    };
+    let config = AgentConfig {
+        node_name: args.common.node_name,
+        cgroup_root: args.cgroup_root,
+        pin_dir: args.common.bpffs,
+        listen: args.metrics_addr,
+        resync: Duration::from_secs(args.resync_seconds.max(1)),
+        capacity,
+    };
+    run(config, view, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn explain_cmd(common: &Common, only: Option<&str>) -> anyhow::Result<ExitCode> {
+    let kernel = explain::read_pinned(&common.bpffs).with_context(|| {
+        format!(
+            "reading the pinned maps in {} (is the agent running on this node?)",
+            common.bpffs.display()
+        )
+    })?;
+    let mut view = cluster_view(
+        common.manifests.as_deref(),
+        KindSet::only(Kind::Service).with(Kind::EndpointSlice),
+        None,
+    )
+    .await?;
+    let snapshot = view
+        .wait_synced()
+        .await
+        .context("waiting for the cluster view")?;
+    let report = explain::explain(&snapshot, &common.node_name, &kernel, only);
+    print!("{report}");
+    Ok(if report.problem_count() == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn cleanup(common: &Common, cgroup_root: &std::path::Path) -> anyhow::Result<ExitCode> {
+    if !common.bpffs.exists() {
+        println!(
+            "nothing to clean: {} does not exist",
+            common.bpffs.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let lb = SockLb::load(&common.bpffs).context("opening the pinned datapath")?;
+    lb.detach(cgroup_root);
+    drop(lb);
+    strait_proxy::remove_pins(&common.bpffs).context("removing pins")?;
+    println!(
+        "detached from {} and removed pins under {}",
+        cgroup_root.display(),
+        common.bpffs.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}

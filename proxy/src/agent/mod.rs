@@ -1,0 +1,206 @@
+//! The node agent's proxy loop: waits for a synced cluster view, loads and
+//! attaches the datapath, then keeps the maps equal to the desired state on
+//! every change and on a periodic full reconcile that repairs drift.
+mod http;
+mod metrics;
+
+use std::{
+    future::Future,
+    net::SocketAddr,
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, Instant, SystemTime},
+};
+
+use strait_cluster::{ClusterSnapshot, ClusterView};
+use strait_ebpf_common::maps;
+use tokio::sync::watch;
+
+pub use self::http::Health;
+pub use self::metrics::AgentMetrics;
+use self::metrics::MapLabel;
+use crate::{Capacity, DesiredState, ProxyError, ServiceMaps, SockLb, desired_state};
+
+/// Everything the agent needs to know about its node.
+#[derive(Clone, Debug)]
+pub struct AgentConfig {
+    /// This node's name, for node-local traffic policies.
+    pub node_name: String,
+    /// The cgroup v2 directory whose processes get service translation.
+    pub cgroup_root: PathBuf,
+    /// Where maps and links are pinned (on a bpffs).
+    pub pin_dir: PathBuf,
+    /// Address of `/healthz` and `/metrics` (kube-proxy uses :10256).
+    pub listen: SocketAddr,
+    /// Period of the full reconcile against the kernel maps.
+    pub resync: Duration,
+    /// Map sizes; `None` derives them from the cluster's object counts.
+    pub capacity: Option<Capacity>,
+}
+
+/// Map sizes that fit `desired` with room to grow: at least the defaults,
+/// and twice what is needed today.
+pub fn capacity_for(desired: &DesiredState) -> Capacity {
+    let frontends = desired.len();
+    let slots: usize = desired.values().map(|s| s.backends.len()).sum();
+    let vips = crate::vips(desired).len();
+    let backends: std::collections::BTreeSet<_> =
+        desired.values().flat_map(|s| s.backends.iter()).collect();
+    let grow = |need: usize, default: u32| {
+        let want = u32::try_from(need.saturating_mul(2)).unwrap_or(u32::MAX);
+        want.max(default)
+    };
+    let d = Capacity::default();
+    Capacity {
+        services: grow(frontends + slots + vips, d.services),
+        backends: grow(backends.len(), d.backends),
+        ..d
+    }
+}
+
+/// Runs the agent until `shutdown` completes. The datapath (pinned maps and
+/// links) stays in place afterwards, so connections keep working while the
+/// agent is restarted.
+pub async fn run(
+    config: AgentConfig,
+    mut view: ClusterView,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ProxyError> {
+    let metrics = Arc::new(AgentMetrics::default());
+    let (health_tx, health_rx) = watch::channel(Health::default());
+    let (bound, server) = http::serve(config.listen, metrics.clone(), health_rx).await?;
+    let _server = AbortOnDrop(server);
+    tracing::info!(addr = %bound, "serving /healthz and /metrics");
+
+    tracing::info!("waiting for the cluster view to sync");
+    let snapshot = view.wait_synced().await.map_err(ProxyError::ClusterView)?;
+    let desired = desired_state(&snapshot, &config.node_name);
+    let capacity = config.capacity.unwrap_or_else(|| capacity_for(&desired));
+    let mut lb = SockLb::load_with(&config.pin_dir, capacity)?;
+    let mut maps = lb.service_maps()?;
+    // Program the maps before attaching, so a fresh node never translates
+    // from empty maps; a restart keeps serving from the pinned ones.
+    let mut state = Loop {
+        maps: &mut maps,
+        metrics: &metrics,
+        health: &health_tx,
+        node: &config.node_name,
+        capacity,
+    };
+    state.sync(&snapshot, "initial");
+    lb.attach(&config.cgroup_root)?;
+
+    let mut resync = tokio::time::interval(config.resync);
+    resync.tick().await;
+    tokio::pin!(shutdown);
+    let mut current = snapshot;
+    let mut view_alive = true;
+    loop {
+        tokio::select! {
+            () = &mut shutdown => {
+                tracing::info!("shutting down; the datapath stays attached");
+                return Ok(());
+            }
+            changed = view.changed(), if view_alive => {
+                match changed {
+                    Ok(next) => {
+                        health_tx.send_modify(|h| h.last_change = Some(SystemTime::now()));
+                        current = next;
+                        if current.synced() {
+                            state.sync(&current, "change");
+                        }
+                    }
+                    Err(e) => {
+                        // The source stopped: keep serving the last known state.
+                        tracing::error!(error = %e, "cluster view stopped; keeping the last known state");
+                        view_alive = false;
+                    }
+                }
+            }
+            _ = resync.tick() => {
+                if let Err(e) = state.maps.reload_from_kernel() {
+                    tracing::warn!(error = %e, "reading the kernel maps for the full reconcile failed");
+                    state.metrics.sync_errors.inc();
+                }
+                if current.synced() {
+                    state.sync(&current, "reconcile");
+                }
+            }
+        }
+    }
+}
+
+/// The mutable state of the agent loop.
+struct Loop<'a> {
+    maps: &'a mut ServiceMaps,
+    metrics: &'a AgentMetrics,
+    health: &'a watch::Sender<Health>,
+    node: &'a str,
+    capacity: Capacity,
+}
+
+impl Loop<'_> {
+    fn sync(&mut self, snapshot: &ClusterSnapshot, reason: &'static str) {
+        let started = Instant::now();
+        let desired = desired_state(snapshot, self.node);
+        match self.maps.sync(&desired) {
+            Ok(stats) => {
+                let took = started.elapsed();
+                self.metrics.sync_duration.observe(took.as_secs_f64());
+                if stats.upserted + stats.removed > 0 || reason != "reconcile" {
+                    tracing::info!(
+                        reason,
+                        upserted = stats.upserted,
+                        removed = stats.removed,
+                        frontends = desired.len(),
+                        took_us = took.as_micros() as u64,
+                        "datapath synced"
+                    );
+                }
+                if reason == "reconcile" && stats.upserted + stats.removed > 0 {
+                    tracing::warn!(
+                        repaired = stats.upserted + stats.removed,
+                        "full reconcile repaired drift in the kernel maps"
+                    );
+                }
+                self.health
+                    .send_modify(|h| h.last_synced = Some(SystemTime::now()));
+            }
+            Err(e) => {
+                self.metrics.sync_errors.inc();
+                tracing::error!(reason, error = %e, "sync failed; retrying on the next change or reconcile");
+            }
+        }
+        let (svc_entries, be_entries) = self.maps.usage();
+        self.metrics
+            .frontends
+            .set(self.maps.frontends().count() as i64);
+        self.metrics.backends.set(be_entries as i64);
+        let label = |map| MapLabel { map };
+        self.metrics
+            .map_entries
+            .get_or_create(&label(maps::SERVICES))
+            .set(svc_entries as i64);
+        self.metrics
+            .map_entries
+            .get_or_create(&label(maps::BACKENDS))
+            .set(be_entries as i64);
+        self.metrics
+            .map_capacity
+            .get_or_create(&label(maps::SERVICES))
+            .set(i64::from(self.capacity.services));
+        self.metrics
+            .map_capacity
+            .get_or_create(&label(maps::BACKENDS))
+            .set(i64::from(self.capacity.backends));
+    }
+}
+
+/// Aborts a background task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
