@@ -12,6 +12,7 @@ mod kernel_state;
 mod loader;
 mod object;
 mod service_maps;
+pub mod sock_destroy;
 
 pub use desired::{DesiredState, FrontendSpec, desired_state, vips};
 pub use error::ProxyError;

@@ -63,13 +63,16 @@ struct Programmed {
     affinity_timeout: Option<u32>,
 }
 
-/// What one [`ServiceMaps::sync`] changed, for logs and metrics.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+/// What one [`ServiceMaps::sync`] changed, for logs, metrics and cleanup.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct SyncStats {
     /// Frontends written (new or changed).
     pub upserted: usize,
     /// Frontends removed.
     pub removed: usize,
+    /// UDP backends that no frontend uses any more: connected UDP sockets
+    /// aimed at them must be destroyed (see `sock_destroy`).
+    pub removed_udp_backends: Vec<SocketAddr>,
 }
 
 /// Owns the service, backend and affinity maps and remembers what it wrote,
@@ -87,6 +90,8 @@ pub struct ServiceMaps {
     identity_of: StdHashMap<u32, BackendIdentity>,
     next_backend_id: u32,
     next_frontend_id: u32,
+    /// UDP backends released since the last sync.
+    released_udp: Vec<SocketAddr>,
     max_services: u32,
     max_backends: u32,
 }
@@ -111,6 +116,7 @@ impl ServiceMaps {
             identity_of: StdHashMap::new(),
             next_backend_id: 1,
             next_frontend_id: 1,
+            released_udp: Vec::new(),
             max_services: capacity.0,
             max_backends: capacity.1,
         };
@@ -233,6 +239,16 @@ impl ServiceMaps {
             remove_ignoring_missing(&mut self.services, &marker_key(vip), maps::SERVICES)?;
             self.markers.remove(&vip);
         }
+        let mut released = std::mem::take(&mut self.released_udp);
+        released.sort();
+        released.dedup();
+        // Only backends that no UDP frontend uses any more.
+        released.retain(|addr| {
+            !self
+                .ids
+                .contains_key(&(*addr, strait_ebpf_common::PROTO_UDP))
+        });
+        stats.removed_udp_backends = released;
         Ok(stats)
     }
 
@@ -337,6 +353,36 @@ impl ServiceMaps {
         Ok(())
     }
 
+    /// Removes affinity entries that have expired or whose frontend no longer
+    /// has affinity (or no longer exists), so the LRU map holds live clients
+    /// only. Returns how many were removed.
+    pub fn gc_affinity(&mut self) -> usize {
+        let now = monotonic_ns();
+        let timeouts: StdHashMap<u32, u64> = self
+            .frontends
+            .values()
+            .filter_map(|p| {
+                p.affinity_timeout
+                    .map(|t| (p.id, u64::from(t) * 1_000_000_000))
+            })
+            .collect();
+        let stale: Vec<AffinityKey> = self
+            .affinity
+            .iter()
+            .filter_map(Result::ok)
+            .filter(|(k, v)| {
+                timeouts
+                    .get(&k.frontend_id)
+                    .is_none_or(|t| now.saturating_sub(v.last_used_ns) > *t)
+            })
+            .map(|(k, _)| k)
+            .collect();
+        for key in &stale {
+            let _ = self.affinity.remove(key);
+        }
+        stale.len()
+    }
+
     /// Drops affinity entries of `frontend_id` that point at `backends`, so a
     /// pinned client moves on when its backend leaves the service.
     fn purge_affinity(&mut self, frontend_id: u32, backends: &BTreeSet<u32>) {
@@ -386,6 +432,9 @@ impl ServiceMaps {
             e.1
         });
         if remaining == Some(0) {
+            if identity.1 == strait_ebpf_common::PROTO_UDP {
+                self.released_udp.push(identity.0);
+            }
             self.ids.remove(&identity);
             self.identity_of.remove(&id);
             remove_ignoring_missing(&mut self.backends, &id, maps::BACKENDS)?;
@@ -420,6 +469,17 @@ impl ServiceMaps {
             "--max-services",
         ))
     }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds: the clock of `bpf_ktime_get_ns`.
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64).saturating_mul(1_000_000_000) + ts.tv_nsec as u64
 }
 
 fn slot(index: usize) -> u16 {

@@ -130,6 +130,14 @@ fn ebpf_session_affinity_pins_then_expires_and_can_be_switched_off() {
         }
     }
     assert!(moved, "affinity did not expire after its timeout");
+    // GC removes the expired entry (the last connect's entry is < 1 s old).
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(
+        fx.maps.gc_affinity(),
+        1,
+        "one expired entry for the one client"
+    );
+    assert_eq!(fx.maps.gc_affinity(), 0);
     // Turning affinity off applies to new connections at once.
     fx.apply(&sticky(1, false), "node-1");
     assert!(
@@ -302,5 +310,56 @@ fn ebpf_pins_of_another_layout_version_are_rebuilt() {
         maps.frontends().count(),
         0,
         "old entries must not be reused"
+    );
+}
+
+#[test]
+fn ebpf_connected_udp_moves_off_a_removed_backend() {
+    if !strait_tests::require_root() {
+        return;
+    }
+    let mut fx = ProxyFixture::new();
+    fx.apply(&web_with(&["10.250.0.11"]), "node-1");
+    // A long-lived connected UDP client (think: a DNS client) on the VIP.
+    let mut cmd = fx.client.command(env!("CARGO_BIN_EXE_strait-probe"));
+    cmd.args(["udp-hold", "10.96.0.100:53", "60"])
+        .stdout(std::process::Stdio::piped());
+    cmd.in_cgroup(&fx.cgroup).unwrap();
+    let mut child = cmd.spawn().expect("udp client");
+    let mut stdout = child.child_mut().stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut out).map(|_| out)
+    });
+    std::thread::sleep(Duration::from_millis(600));
+    // The backend leaves the service; its server keeps running, so only the
+    // socket destruction can move the client.
+    let stats = fx.apply(&web_with(&["10.250.0.12"]), "node-1");
+    assert_eq!(
+        stats.removed_udp_backends,
+        vec!["10.250.0.11:8081".parse::<SocketAddr>().unwrap()]
+    );
+    let namespaces = strait_proxy::sock_destroy::netns_under_cgroup(fx.cgroup.path());
+    let destroyed =
+        strait_proxy::sock_destroy::destroy_udp_to(&namespaces, &stats.removed_udp_backends)
+            .expect("destroy");
+    assert_eq!(destroyed, 1, "exactly the client's socket");
+    assert!(
+        child
+            .wait_timeout(Duration::from_secs(30))
+            .unwrap()
+            .is_some()
+    );
+    let out = reader.join().unwrap().unwrap();
+    let names: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("ok "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(names.first(), Some(&"10.250.0.11:8081"), "{out}");
+    let tail = &names[names.len().saturating_sub(20)..];
+    assert!(
+        tail.iter().all(|n| *n == "10.250.0.12:8081"),
+        "the client must end on the live backend: {out}"
     );
 }

@@ -1,5 +1,6 @@
 //! The command line: one flag vocabulary shared by every subcommand.
 mod agent;
+mod dns;
 mod echo;
 mod pending;
 mod view;
@@ -22,7 +23,7 @@ enum Command {
     /// Run the node agent: the eBPF service proxy and node routes.
     Agent(agent::Args),
     /// Run the cluster DNS server.
-    Dns(pending::Args),
+    Dns(dns::Args),
     /// Run the ingress controller.
     Ingress(pending::Args),
     /// Run the local lab: a whole cluster in network namespaces.
@@ -36,7 +37,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Echo(args) => echo::run(args),
         Command::Agent(args) => agent::run_cmd(args),
-        Command::Dns(args) => pending::run("dns", "#7", args),
+        Command::Dns(args) => dns::run(args),
         Command::Ingress(args) => pending::run("ingress", "#8", args),
         Command::Lab(args) => pending::run("lab", "#9", args),
     }

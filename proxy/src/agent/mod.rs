@@ -85,6 +85,7 @@ pub async fn run(
         metrics: &metrics,
         health: &health_tx,
         node: &config.node_name,
+        cgroup_root: &config.cgroup_root,
         capacity,
     };
     state.sync(&snapshot, "initial");
@@ -125,6 +126,10 @@ pub async fn run(
                 if current.synced() {
                     state.sync(&current, "reconcile");
                 }
+                let expired = state.maps.gc_affinity();
+                if expired > 0 {
+                    tracing::debug!(expired, "removed expired session affinity entries");
+                }
             }
         }
     }
@@ -136,15 +141,38 @@ struct Loop<'a> {
     metrics: &'a AgentMetrics,
     health: &'a watch::Sender<Health>,
     node: &'a str,
+    cgroup_root: &'a std::path::Path,
     capacity: Capacity,
 }
 
 impl Loop<'_> {
+    /// Connected UDP sockets keep sending to the backend they connected to;
+    /// destroy those aimed at removed backends so clients reconnect.
+    fn destroy_stale_udp(&self, removed: &[SocketAddr]) {
+        if removed.is_empty() {
+            return;
+        }
+        let namespaces = crate::sock_destroy::netns_under_cgroup(self.cgroup_root);
+        match crate::sock_destroy::destroy_udp_to(&namespaces, removed) {
+            Ok(n) => tracing::info!(
+                destroyed = n,
+                backends = removed.len(),
+                namespaces = namespaces.len(),
+                "destroyed connected UDP sockets of removed backends"
+            ),
+            Err(e) => {
+                self.metrics.sync_errors.inc();
+                tracing::warn!(error = %e, "destroying stale connected UDP sockets failed");
+            }
+        }
+    }
+
     fn sync(&mut self, snapshot: &ClusterSnapshot, reason: &'static str) {
         let started = Instant::now();
         let desired = desired_state(snapshot, self.node);
         match self.maps.sync(&desired) {
             Ok(stats) => {
+                self.destroy_stale_udp(&stats.removed_udp_backends);
                 let took = started.elapsed();
                 self.metrics.sync_duration.observe(took.as_secs_f64());
                 if stats.upserted + stats.removed > 0 || reason != "reconcile" {

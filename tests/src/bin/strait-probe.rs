@@ -3,9 +3,11 @@
 //! kernel said: which backend answered, the peer the client saw, or the
 //! errno of a failed call.
 //!
-//! `strait-probe tcp|udp|udp-connected ADDR [COUNT]` prints one line per
-//! attempt: `ok <backend-name> <peer-seen-by-backend> <peer-seen-by-client>`
-//! or `err <errno> <message>`.
+//! `strait-probe tcp|udp|udp-connected|udp-hold ADDR [COUNT]` prints one
+//! line per attempt: `ok <backend-name> <peer-seen-by-backend>
+//! <peer-seen-by-client>` or `err <errno> <message>`. `udp-hold` keeps one
+//! connected UDP socket across attempts (50 ms apart) and, like a resilient
+//! DNS client, reconnects only after the socket reports an error.
 use std::{
     io::{BufRead, BufReader, Write},
     net::{SocketAddr, TcpStream, UdpSocket},
@@ -26,6 +28,10 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     let count: usize = args.get(2).and_then(|c| c.parse().ok()).unwrap_or(1);
+    if mode == "udp-hold" {
+        udp_hold(addr, count);
+        return ExitCode::SUCCESS;
+    }
     for _ in 0..count {
         let result = match mode.as_str() {
             "tcp" => tcp(addr),
@@ -74,5 +80,47 @@ fn udp(addr: SocketAddr, connected: bool) -> std::io::Result<(String, SocketAddr
         socket.send_to(b"probe\n", addr)?;
         let (n, from) = socket.recv_from(&mut buf)?;
         Ok((String::from_utf8_lossy(&buf[..n]).into_owned(), from))
+    }
+}
+
+fn udp_hold(addr: SocketAddr, count: usize) {
+    let connect = || -> std::io::Result<UdpSocket> {
+        let local: SocketAddr = if addr.is_ipv4() {
+            SocketAddr::from(([0, 0, 0, 0], 0))
+        } else {
+            SocketAddr::from(([0u16; 8], 0))
+        };
+        let s = UdpSocket::bind(local)?;
+        s.set_read_timeout(Some(Duration::from_millis(300)))?;
+        s.connect(addr)?;
+        Ok(s)
+    };
+    let mut socket = connect();
+    let mut buf = [0u8; 512];
+    for _ in 0..count {
+        let attempt = socket
+            .as_ref()
+            .map_err(|e| std::io::Error::from(e.kind()))
+            .and_then(|s| {
+                s.send(b"probe\n")?;
+                let n = s.recv(&mut buf)?;
+                Ok((
+                    String::from_utf8_lossy(&buf[..n]).into_owned(),
+                    s.peer_addr()?,
+                ))
+            });
+        match attempt {
+            Ok((line, seen)) => println!("ok {} {seen}", line.trim()),
+            Err(e) => {
+                println!("err {} {e}", e.raw_os_error().unwrap_or(0));
+                // A timeout is not a broken socket; anything else is.
+                if e.kind() != std::io::ErrorKind::WouldBlock
+                    && e.kind() != std::io::ErrorKind::TimedOut
+                {
+                    socket = connect();
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }

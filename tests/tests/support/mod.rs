@@ -10,7 +10,7 @@ use std::{
 };
 
 use strait_cluster::{ClusterSnapshot, ManifestLoader};
-use strait_proxy::{ServiceMaps, SockLb, desired_state};
+use strait_proxy::{ServiceMaps, SockLb, SyncStats, desired_state};
 use strait_tests::{Bpffs, Cgroup, Echo, NetNs, two_hosts};
 
 /// Backend addresses in the backend netns (IPv4 pool).
@@ -121,18 +121,17 @@ impl ProxyFixture {
     }
 
     /// Programs the datapath from manifest YAML, as the agent on `node` would.
-    pub fn apply(&mut self, yaml: &str, node: &str) -> ClusterSnapshot {
+    pub fn apply(&mut self, yaml: &str, node: &str) -> SyncStats {
         let report = ManifestLoader::parse_str("case.yaml", yaml);
         assert!(
             report.errors.is_empty(),
             "bad case manifest: {:?}",
             report.errors
         );
-        let snapshot = report.to_snapshot();
+        let snapshot: ClusterSnapshot = report.to_snapshot();
         self.maps
             .sync(&desired_state(&snapshot, node))
-            .expect("sync maps");
-        snapshot
+            .expect("sync maps")
     }
 
     /// Runs `count` probe attempts from the client netns inside the cgroup.
