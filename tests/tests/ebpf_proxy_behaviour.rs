@@ -363,3 +363,40 @@ fn ebpf_connected_udp_moves_off_a_removed_backend() {
         "the client must end on the live backend: {out}"
     );
 }
+
+#[test]
+fn ebpf_a_full_map_is_a_clear_error_naming_the_flag() {
+    if !strait_tests::require_root() {
+        return;
+    }
+    let bpffs = strait_tests::Bpffs::new().unwrap();
+    let capacity = strait_proxy::Capacity {
+        services: 8,
+        ..Default::default()
+    };
+    let mut lb = SockLb::load_with(bpffs.path(), capacity).unwrap();
+    let mut maps = lb.service_maps().unwrap();
+    let desired: strait_proxy::DesiredState = (0..10u8)
+        .map(|i| {
+            (
+                strait_proxy::Frontend {
+                    vip: IpAddr::from([10, 96, 1, i]),
+                    port: 80,
+                    proto: strait_ebpf_common::PROTO_TCP,
+                },
+                strait_proxy::FrontendSpec {
+                    backends: vec![SocketAddr::from(([10, 250, 0, 11], 8080))],
+                    affinity_timeout: None,
+                },
+            )
+        })
+        .collect();
+    let err = maps
+        .sync(&desired)
+        .expect_err("8 entries cannot hold 10 services");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("is full") && msg.contains("--max-services"),
+        "{msg}"
+    );
+}
