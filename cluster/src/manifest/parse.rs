@@ -285,7 +285,13 @@ fn parse_yaml_document(path: &Path, segment: &Segment, out: &mut ParsedFile) {
         text: &segment.text,
         start_line: segment.start_line,
     };
-    let header = match serde_yaml_ng::from_str::<Option<Header>>(&segment.text) {
+    // Most manifests state apiVersion and kind as plain top-level scalars;
+    // reading them from the text avoids parsing every document twice.
+    let parsed = match fast_header(&segment.text) {
+        Some(h) => Ok(Some(h)),
+        None => serde_yaml_ng::from_str::<Option<Header>>(&segment.text),
+    };
+    let header = match parsed {
         Ok(None) => return, // empty document
         Ok(Some(h)) => h,
         Err(e) => {
@@ -323,6 +329,44 @@ fn parse_yaml_document(path: &Path, segment: &Segment, out: &mut ParsedFile) {
     }
     let result = decode_item(&src, &api_version, &kind);
     push_result(path, segment.index, None, result, out);
+}
+
+/// `apiVersion` and `kind` when both are plain scalars on top-level lines of
+/// a block mapping; `None` whenever anything is unusual (flow style, tags,
+/// anchors, quotes with escapes), so the full parser decides instead.
+fn fast_header(text: &str) -> Option<Header> {
+    let mut api_version = None;
+    let mut kind = None;
+    for line in text.lines() {
+        let (slot, rest) = if let Some(rest) = line.strip_prefix("apiVersion:") {
+            (&mut api_version, rest)
+        } else if let Some(rest) = line.strip_prefix("kind:") {
+            (&mut kind, rest)
+        } else {
+            continue;
+        };
+        if slot.is_some() {
+            return None; // duplicate key: let the parser report it
+        }
+        let value = rest.split(" #").next()?.trim();
+        let value = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+            .unwrap_or(value);
+        let plain = !value.is_empty()
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'/' | b'-' | b'_'));
+        if !plain {
+            return None;
+        }
+        *slot = Some(value.to_string());
+    }
+    Some(Header {
+        api_version: Some(api_version?),
+        kind: Some(kind?),
+    })
 }
 
 fn yaml_item_header(value: &serde_yaml_ng::Value) -> Result<(String, String), DocError> {
@@ -739,5 +783,33 @@ mod tests {
             panic!()
         };
         assert_eq!(o.meta().namespace.as_deref(), Some("default"));
+    }
+}
+
+#[cfg(test)]
+mod fast_header_tests {
+    use super::fast_header;
+
+    #[test]
+    fn reads_plain_headers_and_defers_anything_unusual() {
+        let h =
+            fast_header("apiVersion: v1\nkind: Service # c\nmetadata:\n  kind: nested\n").unwrap();
+        assert_eq!(
+            (h.api_version.as_deref(), h.kind.as_deref()),
+            (Some("v1"), Some("Service"))
+        );
+        let h = fast_header("kind: 'Ingress'\napiVersion: \"networking.k8s.io/v1\"\n").unwrap();
+        assert_eq!(h.api_version.as_deref(), Some("networking.k8s.io/v1"));
+        assert_eq!(h.kind.as_deref(), Some("Ingress"));
+        for unusual in [
+            "{apiVersion: v1, kind: Service}",
+            "apiVersion: v1\nkind: !!str Service\n",
+            "apiVersion: v1\nkind: &a Service\n",
+            "apiVersion: v1\nkind: Service\nkind: Pod\n",
+            "apiVersion: v1\n",
+            "  apiVersion: v1\n  kind: Service\n",
+        ] {
+            assert!(fast_header(unusual).is_none(), "{unusual:?}");
+        }
     }
 }
