@@ -43,6 +43,16 @@ impl ErrorCode {
     pub const PLUGIN_NOT_AVAILABLE_LIMITED_CONNECTIVITY: Self = Self(51);
     /// 100 (Strait): the command is part of the protocol but not built yet.
     pub const NOT_IMPLEMENTED: Self = Self(100);
+    /// 101 (Strait): `CNI_NETNS` cannot be opened or entered.
+    pub const NETNS_UNUSABLE: Self = Self(101);
+    /// 102 (Strait): the kernel refused a netlink request.
+    pub const NETLINK_FAILED: Self = Self(102);
+    /// 103 (Strait): the IPAM store could not be read or written.
+    pub const IPAM_STORE_FAILED: Self = Self(103);
+    /// 104 (Strait): `CHECK` found the attachment differs from its result.
+    pub const CHECK_DRIFT: Self = Self(104);
+    /// 105 (Strait): an interface the plugin must create already exists.
+    pub const INTERFACE_EXISTS: Self = Self(105);
 
     /// A plugin-specific code; `None` below 100, where the spec reserves
     /// the range.

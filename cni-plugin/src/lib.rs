@@ -6,19 +6,31 @@
 //! stdout and its exit code (CNI specification 1.1). Logs go to stderr only,
 //! because anything else on stdout would corrupt the answer.
 //!
-//! This first piece is the complete protocol skeleton: every command's input
-//! is validated exactly as the spec requires ([`env`](mod@env), [`config`]), `VERSION`
-//! is answered ([`version`]), errors carry the spec's codes ([`error`]), and
-//! the commands whose networking work is not built yet (`ADD`, `DEL`,
-//! `CHECK`, `STATUS`, `GC`) fail with code 100 after validation
-//! ([`dispatch`]). The binary is a thin wrapper around [`run`].
+//! Every command's input is validated exactly as the spec requires
+//! ([`env`](mod@env), [`config`], [`options`]) before a handler runs
+//! ([`dispatch`], [`commands`]). `ADD` allocates from the built-in IPAM
+//! ([`ipam`]) and wires the pod in routed or bridge mode ([`wiring`]) over netlink
+//! ([`netlink`], [`netns`]); `DEL`, `CHECK`, `STATUS` and `GC` undo, verify
+//! and report on the same state. Errors carry the spec's codes ([`error`]).
+//! The binary is a thin wrapper around [`run`].
 
+#![deny(missing_docs)]
+
+pub mod commands;
 pub mod config;
 pub mod dispatch;
 pub mod env;
 pub mod error;
+pub mod ipam;
+pub mod names;
+pub mod netlink;
+pub mod netns;
+pub mod options;
+pub mod result;
 pub mod stdin;
+pub mod testhook;
 pub mod version;
+pub mod wiring;
 
 pub use config::{ConfigError, NetworkConfig, ValidAttachment};
 pub use dispatch::{Outcome, run};

@@ -155,8 +155,15 @@ fn missing_name_or_type_is_code_7() {
     assert_error(&exec(&attach("ADD"), &no_type), 7, "1.1.0");
 }
 
+/// A valid configuration without the plugin's "ipam" section: every
+/// networking command refuses it with code 7 before touching the store or
+/// the kernel (so these tests need no root and write nothing).
+fn config_without_ipam(version: &str) -> String {
+    json!({"cniVersion": version, "name": "strait", "type": "strait-cni"}).to_string()
+}
+
 #[test]
-fn validated_calls_to_unbuilt_commands_are_code_100() {
+fn validated_calls_without_ipam_are_code_7() {
     let check = json!({
         "cniVersion": "1.1.0", "name": "strait", "type": "strait-cni",
         "prevResult": {"cniVersion": "1.1.0", "interfaces": [], "ips": []},
@@ -168,14 +175,33 @@ fn validated_calls_to_unbuilt_commands_are_code_100() {
     })
     .to_string();
     for (command, stdin) in [
-        ("ADD", config("1.1.0")),
-        ("DEL", config("1.1.0")),
+        ("ADD", config_without_ipam("1.1.0")),
+        ("DEL", config_without_ipam("1.1.0")),
         ("CHECK", check),
-        ("STATUS", config("1.1.0")),
+        ("STATUS", config_without_ipam("1.1.0")),
         ("GC", gc),
     ] {
-        let json = assert_error(&exec(&attach(command), &stdin), 100, "1.1.0");
-        assert_eq!(json["msg"], format!("{command} is not implemented yet"));
+        let json = assert_error(&exec(&attach(command), &stdin), 7, "1.1.0");
+        assert!(
+            json["msg"].as_str().is_some_and(|m| m.contains("ipam")),
+            "{command}: {json}"
+        );
+        assert!(json["details"].as_str().is_some(), "{command}: {json}");
+    }
+}
+
+#[test]
+fn unsupported_options_are_code_2() {
+    for extra in [
+        json!({"mode": "vxlan"}),
+        json!({"ipam": {"type": "host-local", "subnet": "10.244.1.0/24"}}),
+    ] {
+        let mut config = json!({"cniVersion": "1.0.0", "name": "strait", "type": "strait-cni",
+                                "ipam": {"subnet": "10.244.1.0/24", "dataDir": "/nonexistent"}});
+        for (k, v) in extra.as_object().expect("object") {
+            config[k] = v.clone();
+        }
+        assert_error(&exec(&attach("ADD"), &config.to_string()), 2, "1.0.0");
     }
 }
 
@@ -183,7 +209,7 @@ fn validated_calls_to_unbuilt_commands_are_code_100() {
 fn logs_never_reach_stdout() {
     let mut vars = attach("ADD");
     vars.push(("STRAIT_CNI_LOG", "trace"));
-    let out = exec(&vars, &config("1.0.0"));
-    assert_error(&out, 100, "1.0.0");
+    let out = exec(&vars, &config_without_ipam("1.0.0"));
+    assert_error(&out, 7, "1.0.0");
     assert!(!out.stderr.is_empty(), "debug logs go to stderr");
 }

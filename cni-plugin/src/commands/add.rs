@@ -1,0 +1,170 @@
+//! `ADD`: allocate, wire, answer; on any failure undo everything.
+
+use std::net::IpAddr;
+
+use ipnetwork::IpNetwork;
+
+use crate::config::NetworkConfig;
+use crate::env::Attach;
+use crate::error::CniError;
+use crate::ipam::Attachment;
+use crate::names::{HOST_MAC, format_mac};
+use crate::netns::Netns;
+use crate::options::{Mode, Options};
+use crate::result::{CniResult, Interface, IpConfig, RouteEntry};
+use crate::testhook;
+use crate::wiring::bridge;
+use crate::wiring::routed::{self, PodWiring};
+
+use super::{host_netlink, netns_error, open_store, store_error};
+
+pub(super) fn add(attach: &Attach, config: &NetworkConfig) -> Result<String, CniError> {
+    let (options, store) = open_store(config)?;
+    let att = Attachment::new(&attach.container_id, &attach.ifname);
+    let existed = store.get(&att).map_err(store_error)?.is_some();
+    let ips = store
+        .allocate(&att, &options.ipam.range_sets)
+        .map_err(store_error)?;
+    testhook::pause("ipam-allocated");
+    let wired = match options.mode {
+        Mode::Routed => wire(attach, config, &options, &ips),
+        Mode::Bridge => wire_bridge(attach, config, &options, &ips),
+    };
+    match wired {
+        Ok(result) => Ok(result.to_json(config.cni_version).to_string()),
+        Err(err) => {
+            // Roll back the addresses unless a previous ADD owned them.
+            if !existed && let Err(e) = store.release(&att) {
+                tracing::warn!(error = %e, "rollback: releasing addresses failed");
+            }
+            Err(err)
+        }
+    }
+}
+
+fn wire(
+    attach: &Attach,
+    config: &NetworkConfig,
+    options: &Options,
+    ips: &[IpAddr],
+) -> Result<CniResult, CniError> {
+    let pod_ns = Netns::open(&attach.netns).map_err(netns_error)?;
+    let mut host_nl = host_netlink()?;
+    let mut pod_nl = pod_ns.netlink().map_err(netns_error)?;
+    let wiring = PodWiring {
+        container_id: &attach.container_id,
+        ifname: &attach.ifname,
+        ips,
+        mtu: options.mtu,
+    };
+    let wired = routed::create_veth(&mut host_nl, &pod_ns, &wiring)?;
+    testhook::pause("veth-created");
+    if let Err(err) = routed::configure(&mut host_nl, &mut pod_nl, &wiring, &wired) {
+        if let Err(e) = routed::detach(&mut host_nl, &attach.container_id, &attach.ifname) {
+            tracing::warn!(error = %e, "rollback: deleting the veth failed");
+        }
+        return Err(err);
+    }
+    let mut result = CniResult {
+        interfaces: vec![
+            Interface {
+                name: wired.host.clone(),
+                mac: format_mac(&HOST_MAC),
+                sandbox: None,
+            },
+            Interface {
+                name: attach.ifname.clone(),
+                mac: format_mac(&wired.pod_mac),
+                sandbox: Some(attach.netns.display().to_string()),
+            },
+        ],
+        dns: config.extra.get("dns").cloned(),
+        ..CniResult::default()
+    };
+    for &ip in ips {
+        let gw = routed::gateway_for(ip);
+        result.ips.push(IpConfig {
+            address: IpNetwork::new(ip, routed::host_prefix(ip)).map_err(|e| {
+                CniError::new(crate::error::ErrorCode::NETLINK_FAILED, e.to_string())
+            })?,
+            gateway: Some(gw),
+            interface: Some(1),
+        });
+        let any = if ip.is_ipv4() { "0.0.0.0/0" } else { "::/0" };
+        if let Ok(dst) = any.parse() {
+            result.routes.push(RouteEntry { dst, gw: Some(gw) });
+        }
+    }
+    Ok(result)
+}
+
+fn wire_bridge(
+    attach: &Attach,
+    config: &NetworkConfig,
+    options: &Options,
+    ips: &[IpAddr],
+) -> Result<CniResult, CniError> {
+    let addrs = bridge::on_link(ips, &options.ipam.range_sets)?;
+    let pod_ns = Netns::open(&attach.netns).map_err(netns_error)?;
+    let mut host_nl = host_netlink()?;
+    let mut pod_nl = pod_ns.netlink().map_err(netns_error)?;
+    let br = bridge::ensure_bridge(&mut host_nl, &options.bridge, options.mtu, &addrs)?;
+    let wired = bridge::create_veth(
+        &mut host_nl,
+        &pod_ns,
+        &br,
+        &attach.container_id,
+        &attach.ifname,
+        options.mtu,
+    )?;
+    testhook::pause("veth-created");
+    if let Err(err) = bridge::configure(&mut pod_nl, &attach.ifname, &addrs) {
+        if let Err(e) = routed::detach(&mut host_nl, &attach.container_id, &attach.ifname) {
+            tracing::warn!(error = %e, "rollback: deleting the veth failed");
+        }
+        return Err(err);
+    }
+    let host_mac = crate::netlink::link::get(&mut host_nl, &wired.host)
+        .ok()
+        .flatten()
+        .map(|l| format_mac(&l.mac))
+        .unwrap_or_default();
+    let mut result = CniResult {
+        interfaces: vec![
+            Interface {
+                name: options.bridge.clone(),
+                mac: format_mac(&br.mac),
+                sandbox: None,
+            },
+            Interface {
+                name: wired.host.clone(),
+                mac: host_mac,
+                sandbox: None,
+            },
+            Interface {
+                name: attach.ifname.clone(),
+                mac: format_mac(&wired.pod_mac),
+                sandbox: Some(attach.netns.display().to_string()),
+            },
+        ],
+        dns: config.extra.get("dns").cloned(),
+        ..CniResult::default()
+    };
+    for a in &addrs {
+        result.ips.push(IpConfig {
+            address: IpNetwork::new(a.ip, a.prefix).map_err(|e| {
+                CniError::new(crate::error::ErrorCode::NETLINK_FAILED, e.to_string())
+            })?,
+            gateway: Some(a.gateway),
+            interface: Some(2),
+        });
+        let any = if a.ip.is_ipv4() { "0.0.0.0/0" } else { "::/0" };
+        if let Ok(dst) = any.parse() {
+            result.routes.push(RouteEntry {
+                dst,
+                gw: Some(a.gateway),
+            });
+        }
+    }
+    Ok(result)
+}

@@ -1,0 +1,487 @@
+//! The allocation store: one directory per network, changed only under an
+//! exclusive file lock, laid out so a process killed at any point leaves a
+//! state that `DEL` or `GC` fully cleans.
+//!
+//! ```text
+//! <dataDir>/<network>/
+//!   lock                      flock(2)ed around every change
+//!   ids/<containerID>@<ifname> the attachment's addresses, one per line
+//!   ips/<address>              "<containerID>\n<ifname>\n": who holds it
+//!   last/<set>                 last address handed out from range set <set>
+//! ```
+//! `ADD` writes the attachment's index entry (atomically, by rename)
+//! *before* it creates the address files, so every address is reachable
+//! from the index and `DEL` never scans. `GC` scans both directories and
+//! removes anything not owned by a valid attachment, which also covers an
+//! address file whose owner was killed before finishing.
+
+use std::collections::HashSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, ErrorKind, Write};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use super::config::{RangeSet, from_u128};
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A file operation failed.
+    #[error("IPAM store {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// No free address is left in a range set.
+    #[error("no IP addresses available in range set {0}")]
+    Exhausted(String),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// An attachment: what the runtime calls `(CNI_CONTAINERID, CNI_IFNAME)`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Attachment {
+    /// The container id.
+    pub container_id: String,
+    /// The interface name inside the container.
+    pub ifname: String,
+}
+
+impl Attachment {
+    /// An attachment from its two parts.
+    pub fn new(container_id: impl Into<String>, ifname: impl Into<String>) -> Self {
+        Self {
+            container_id: container_id.into(),
+            ifname: ifname.into(),
+        }
+    }
+
+    /// The index file name. Container ids never contain `@`, so splitting
+    /// at the first `@` recovers both parts.
+    fn key(&self) -> String {
+        format!("{}@{}", self.container_id, self.ifname)
+    }
+
+    fn from_key(key: &str) -> Option<Self> {
+        let (id, ifname) = key.split_once('@')?;
+        Some(Self::new(id, ifname))
+    }
+
+    fn owner_record(&self) -> String {
+        format!("{}\n{}\n", self.container_id, self.ifname)
+    }
+
+    fn from_owner_record(text: &str) -> Option<Self> {
+        let mut lines = text.lines();
+        Some(Self::new(lines.next()?, lines.next()?))
+    }
+}
+
+/// The addresses one attachment holds, one per range set, in set order.
+pub type Allocation = Vec<IpAddr>;
+
+/// A network's allocation store.
+#[derive(Debug)]
+pub struct Store {
+    dir: PathBuf,
+    lock: File,
+}
+
+/// Holds the store's exclusive lock until dropped.
+struct Locked<'a>(&'a File);
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
+}
+
+impl Store {
+    /// Open (creating if needed) the store of `network` under `data_dir`.
+    pub fn open(data_dir: &Path, network: &str) -> Result<Self, StoreError> {
+        let dir = data_dir.join(network);
+        for sub in ["ids", "ips", "last"] {
+            let path = dir.join(sub);
+            fs::create_dir_all(&path).map_err(io_err(&path))?;
+        }
+        let lock_path = dir.join("lock");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_err(&lock_path))?;
+        Ok(Self { dir, lock })
+    }
+
+    /// The store's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn lock(&self) -> Result<Locked<'_>, StoreError> {
+        self.lock.lock().map_err(io_err(&self.dir.join("lock")))?;
+        Ok(Locked(&self.lock))
+    }
+
+    fn ids(&self, att: &Attachment) -> PathBuf {
+        self.dir.join("ids").join(att.key())
+    }
+
+    fn ip_path(&self, ip: IpAddr) -> PathBuf {
+        self.dir.join("ips").join(ip.to_string())
+    }
+
+    fn last_path(&self, set: usize) -> PathBuf {
+        self.dir.join("last").join(set.to_string())
+    }
+
+    fn read_index(&self, att: &Attachment) -> Result<Option<Allocation>, StoreError> {
+        let path = self.ids(att);
+        match fs::read_to_string(&path) {
+            Ok(text) => Ok(Some(
+                text.lines().filter_map(|l| l.trim().parse().ok()).collect(),
+            )),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err(&path)(e)),
+        }
+    }
+
+    fn owner(&self, ip: IpAddr) -> Option<Attachment> {
+        fs::read_to_string(self.ip_path(ip))
+            .ok()
+            .and_then(|t| Attachment::from_owner_record(&t))
+    }
+
+    /// Write `contents` to `path` atomically (temp file + rename).
+    fn write_atomic(path: &Path, contents: &str) -> Result<(), StoreError> {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+        let tmp = path.with_file_name(format!(".{name}.tmp{}", std::process::id()));
+        fs::write(&tmp, contents).map_err(io_err(&tmp))?;
+        fs::rename(&tmp, path).map_err(io_err(path))
+    }
+
+    /// The attachment's addresses, if it holds any.
+    pub fn get(&self, att: &Attachment) -> Result<Option<Allocation>, StoreError> {
+        self.read_index(att)
+    }
+
+    /// Allocate one address from each range set for `att`, round-robin
+    /// after the last address handed out, so a released address is not
+    /// reused at once. An attachment that already holds addresses gets
+    /// them back (a retried `ADD`).
+    pub fn allocate(&self, att: &Attachment, sets: &[RangeSet]) -> Result<Allocation, StoreError> {
+        let _locked = self.lock()?;
+        if let Some(existing) = self.read_index(att)?
+            && existing.len() == sets.len()
+            && existing
+                .iter()
+                .all(|ip| self.owner(*ip).as_ref() == Some(att))
+        {
+            return Ok(existing);
+        }
+        let mut chosen = Vec::with_capacity(sets.len());
+        for (i, set) in sets.iter().enumerate() {
+            let last = fs::read_to_string(self.last_path(i))
+                .ok()
+                .and_then(|t| t.trim().parse().ok());
+            let ip = find_free(set, last, |ip| self.ip_path(ip).exists())
+                .ok_or_else(|| StoreError::Exhausted(describe(set)))?;
+            chosen.push(ip);
+        }
+        // Index first: from here on DEL finds every address we may create.
+        let index: String = chosen.iter().map(|ip| format!("{ip}\n")).collect();
+        Self::write_atomic(&self.ids(att), &index)?;
+        crate::testhook::pause("ipam-indexed");
+        for ip in &chosen {
+            let path = self.ip_path(*ip);
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .map_err(io_err(&path))?;
+            file.write_all(att.owner_record().as_bytes())
+                .map_err(io_err(&path))?;
+        }
+        for (i, ip) in chosen.iter().enumerate() {
+            Self::write_atomic(&self.last_path(i), &ip.to_string())?;
+        }
+        Ok(chosen)
+    }
+
+    /// Release everything `att` holds; returns what was released. Releasing
+    /// an attachment that holds nothing is success.
+    pub fn release(&self, att: &Attachment) -> Result<Allocation, StoreError> {
+        let _locked = self.lock()?;
+        self.release_locked(att)
+    }
+
+    fn release_locked(&self, att: &Attachment) -> Result<Allocation, StoreError> {
+        let Some(ips) = self.read_index(att)? else {
+            return Ok(Vec::new());
+        };
+        for ip in &ips {
+            // Only remove an address this attachment really owns: after a
+            // crash the index may name an address another attachment got.
+            if self.owner(*ip).as_ref() == Some(att) {
+                remove_if_exists(&self.ip_path(*ip))?;
+            }
+        }
+        remove_if_exists(&self.ids(att))?;
+        Ok(ips)
+    }
+
+    /// `GC`: release every attachment not in `valid`, and every address
+    /// file no valid attachment owns. Returns the attachments released.
+    pub fn gc(&self, valid: &[Attachment]) -> Result<Vec<Attachment>, StoreError> {
+        let _locked = self.lock()?;
+        let valid: HashSet<&Attachment> = valid.iter().collect();
+        let mut released = Vec::new();
+        for name in list_dir(&self.dir.join("ids"))? {
+            let Some(att) = Attachment::from_key(&name).filter(|_| !name.starts_with('.')) else {
+                // A temp file of a killed writer, or garbage.
+                remove_if_exists(&self.dir.join("ids").join(&name))?;
+                continue;
+            };
+            if !valid.contains(&att) {
+                self.release_locked(&att)?;
+                released.push(att);
+            }
+        }
+        for name in list_dir(&self.dir.join("ips"))? {
+            let path = self.dir.join("ips").join(&name);
+            let owner = fs::read_to_string(&path)
+                .ok()
+                .and_then(|t| Attachment::from_owner_record(&t));
+            if owner.as_ref().is_none_or(|o| !valid.contains(o)) {
+                remove_if_exists(&path)?;
+                if let Some(o) = owner
+                    && !released.contains(&o)
+                {
+                    released.push(o);
+                }
+            }
+        }
+        Ok(released)
+    }
+
+    /// For each range set, whether it still has a free address (`STATUS`).
+    pub fn has_free(&self, sets: &[RangeSet]) -> Result<Vec<bool>, StoreError> {
+        let _locked = self.lock()?;
+        Ok(sets
+            .iter()
+            .enumerate()
+            .map(|(i, set)| {
+                let last = fs::read_to_string(self.last_path(i))
+                    .ok()
+                    .and_then(|t| t.trim().parse().ok());
+                find_free(set, last, |ip| self.ip_path(ip).exists()).is_some()
+            })
+            .collect())
+    }
+
+    /// How many addresses are allocated.
+    pub fn allocated(&self) -> Result<usize, StoreError> {
+        Ok(list_dir(&self.dir.join("ips"))?.len())
+    }
+
+    /// Every attachment in the index.
+    pub fn attachments(&self) -> Result<Vec<Attachment>, StoreError> {
+        Ok(list_dir(&self.dir.join("ids"))?
+            .iter()
+            .filter(|k| !k.starts_with('.'))
+            .filter_map(|k| Attachment::from_key(k))
+            .collect())
+    }
+}
+
+/// A range set for messages: its ranges, comma separated.
+pub fn describe(set: &RangeSet) -> String {
+    set.ranges
+        .iter()
+        .map(|r| format!("{} ({}-{})", r.subnet, r.start, r.end))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn remove_if_exists(path: &Path) -> Result<(), StoreError> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != ErrorKind::NotFound => Err(io_err(path)(e)),
+        _ => Ok(()),
+    }
+}
+
+fn list_dir(dir: &Path) -> Result<Vec<String>, StoreError> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io_err(dir))? {
+        let entry = entry.map_err(io_err(dir))?;
+        if let Ok(name) = entry.file_name().into_string() {
+            out.push(name);
+        }
+    }
+    Ok(out)
+}
+
+/// The first free address after `last`, walking the set's ranges in order
+/// and wrapping around once; `None` when every address is taken.
+pub fn find_free(
+    set: &RangeSet,
+    last: Option<IpAddr>,
+    taken: impl Fn(IpAddr) -> bool,
+) -> Option<IpAddr> {
+    let ranges = &set.ranges;
+    let first = ranges.first()?;
+    let total: u128 = ranges
+        .iter()
+        .map(|r| {
+            let (lo, hi) = r.bounds();
+            (hi - lo).saturating_add(1)
+        })
+        .fold(0u128, u128::saturating_add);
+    // Start right after `last` if it is in the set, else at the beginning.
+    let (mut ri, mut n) = (0usize, first.bounds().0);
+    if let Some(last) = last
+        && let Some(i) = ranges.iter().position(|r| {
+            r.start.is_ipv4() == last.is_ipv4() && {
+                let (lo, hi) = r.bounds();
+                let v = ip_u128(last);
+                lo <= v && v <= hi
+            }
+        })
+    {
+        ri = i;
+        n = ip_u128(last).saturating_add(1);
+    }
+    let mut seen: u128 = 0;
+    while seen < total {
+        let range = &ranges[ri];
+        let (lo, hi) = range.bounds();
+        if n > hi || n < lo {
+            ri = (ri + 1) % ranges.len();
+            n = ranges[ri].bounds().0;
+            continue;
+        }
+        seen += 1;
+        let ip = from_u128(range.start, n);
+        n += 1;
+        if Some(ip) != range.gateway && !taken(ip) {
+            return Some(ip);
+        }
+    }
+    None
+}
+
+fn ip_u128(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(v4) => u128::from(u32::from(v4)),
+        IpAddr::V6(v6) => u128::from(v6),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::ipam::IpamConfig;
+
+    fn sets(v: serde_json::Value) -> Vec<RangeSet> {
+        IpamConfig::parse(Some(&v)).expect("config").range_sets
+    }
+
+    fn att(id: &str) -> Attachment {
+        Attachment::new(id, "eth0")
+    }
+
+    #[test]
+    fn allocates_round_robin_and_does_not_reuse_at_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), "net").expect("open");
+        let s = sets(json!({"subnet": "10.244.0.0/29", "gateway": "10.244.0.1"}));
+        let a = store.allocate(&att("a"), &s).expect("a");
+        let b = store.allocate(&att("b"), &s).expect("b");
+        assert_eq!(a[0].to_string(), "10.244.0.2");
+        assert_eq!(b[0].to_string(), "10.244.0.3");
+        // Repeating an ADD gives the same address back.
+        assert_eq!(store.allocate(&att("a"), &s).expect("again"), a);
+        store.release(&att("a")).expect("release");
+        let c = store.allocate(&att("c"), &s).expect("c");
+        assert_eq!(c[0].to_string(), "10.244.0.4", "not the released .2");
+        assert_eq!(store.allocated().expect("count"), 2);
+        // Fill up: .5 .6, then wrap to .2; then exhausted (.7 is broadcast).
+        for id in ["d", "e", "f"] {
+            store.allocate(&att(id), &s).expect(id);
+        }
+        assert_eq!(store.get(&att("f")).expect("get"), Some(a.clone()));
+        let err = store.allocate(&att("g"), &s).expect_err("full");
+        assert!(matches!(err, StoreError::Exhausted(_)), "{err}");
+        assert_eq!(store.has_free(&s).expect("status"), vec![false]);
+        store.release(&att("d")).expect("release");
+        assert_eq!(store.has_free(&s).expect("status"), vec![true]);
+        // Releasing twice, or something never allocated, is fine.
+        assert_eq!(
+            store.release(&att("d")).expect("again"),
+            Vec::<IpAddr>::new()
+        );
+        assert_eq!(
+            store.release(&att("zz")).expect("none"),
+            Vec::<IpAddr>::new()
+        );
+    }
+
+    #[test]
+    fn dual_stack_and_multiple_ranges() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), "net").expect("open");
+        let s = sets(json!({"ranges": [
+            [{"subnet": "10.244.0.0/30"}, {"subnet": "10.244.1.0/30"}],
+            [{"subnet": "fd00::/126"}],
+        ]}));
+        let a = store.allocate(&att("a"), &s).expect("a");
+        assert_eq!(
+            a.iter().map(|ip| ip.to_string()).collect::<Vec<_>>(),
+            ["10.244.0.1", "fd00::1"]
+        );
+        let b = store.allocate(&att("b"), &s).expect("b");
+        assert_eq!(b[0].to_string(), "10.244.0.2");
+        let c = store.allocate(&att("c"), &s).expect("c");
+        assert_eq!(c[0].to_string(), "10.244.1.1", "next range of the set");
+        assert_eq!(c[1].to_string(), "fd00::3");
+        // The v6 set (fd00::1-3) is now full: the whole ADD fails and
+        // takes nothing from the v4 set.
+        let before = store.allocated().expect("count");
+        assert!(
+            matches!(store.allocate(&att("d"), &s), Err(StoreError::Exhausted(m)) if m.contains("fd00::"))
+        );
+        assert_eq!(store.allocated().expect("count"), before);
+        assert_eq!(store.get(&att("d")).expect("get"), None);
+    }
+
+    #[test]
+    fn gc_releases_invalid_attachments_and_orphan_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), "net").expect("open");
+        let s = sets(json!({"subnet": "10.244.0.0/24"}));
+        for id in ["a", "b", "c"] {
+            store.allocate(&att(id), &s).expect(id);
+        }
+        // A writer killed after creating an address file with no index.
+        fs::write(store.dir().join("ips/10.244.0.200"), "x\neth0\n").expect("write");
+        // And one killed while writing its index.
+        fs::write(store.dir().join("ids/.y@eth0.tmp123"), "10.244.0.201\n").expect("write");
+        let mut released = store.gc(&[att("b")]).expect("gc");
+        released.sort_by(|a, b| a.container_id.cmp(&b.container_id));
+        assert_eq!(released, vec![att("a"), att("c"), att("x")]);
+        assert_eq!(store.attachments().expect("list"), vec![att("b")]);
+        assert_eq!(store.allocated().expect("count"), 1);
+        assert!(store.get(&att("b")).expect("get").is_some());
+    }
+}

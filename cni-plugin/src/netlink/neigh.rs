@@ -1,0 +1,41 @@
+//! Neighbour entries: the pod's permanent entry for its link-local gateway,
+//! so it never has to resolve it.
+
+use std::net::IpAddr;
+
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_REPLACE};
+use netlink_packet_route::neighbour::{
+    NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState,
+};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+
+use super::{Netlink, NetlinkError};
+
+/// Install (or replace) a permanent neighbour entry `ip -> mac` on link
+/// `index`.
+pub fn add_permanent(
+    nl: &mut Netlink,
+    index: u32,
+    ip: IpAddr,
+    mac: [u8; 6],
+) -> Result<(), NetlinkError> {
+    let mut msg = NeighbourMessage::default();
+    msg.header.family = match ip {
+        IpAddr::V4(_) => AddressFamily::Inet,
+        IpAddr::V6(_) => AddressFamily::Inet6,
+    };
+    msg.header.ifindex = index;
+    msg.header.state = NeighbourState::Permanent;
+    let dst = match ip {
+        IpAddr::V4(v4) => NeighbourAddress::Inet(v4),
+        IpAddr::V6(v6) => NeighbourAddress::Inet6(v6),
+    };
+    msg.attributes.push(NeighbourAttribute::Destination(dst));
+    msg.attributes
+        .push(NeighbourAttribute::LinkLayerAddress(mac.to_vec()));
+    nl.request(
+        || format!("adding neighbour {ip}"),
+        RouteNetlinkMessage::NewNeighbour(msg),
+        NLM_F_CREATE | NLM_F_REPLACE,
+    )
+}

@@ -1,0 +1,133 @@
+//! Routes: the pod's default route via the link-local gateway and the
+//! host's route to the pod; listing for `CHECK`.
+
+use std::net::IpAddr;
+
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteProtocol, RouteScope,
+    RouteType,
+};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+
+use super::{Netlink, NetlinkError};
+
+/// A route as the plugin installs and checks it: destination prefix, an
+/// optional gateway, and the output link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    /// Destination network address (`0.0.0.0` / `::` for default).
+    pub dst: IpAddr,
+    /// Destination prefix length.
+    pub prefix: u8,
+    /// Next hop, `None` for a route straight out of the link.
+    pub gateway: Option<IpAddr>,
+    /// Output interface index.
+    pub oif: u32,
+}
+
+fn family(ip: IpAddr) -> AddressFamily {
+    match ip {
+        IpAddr::V4(_) => AddressFamily::Inet,
+        IpAddr::V6(_) => AddressFamily::Inet6,
+    }
+}
+
+fn message(route: &Route) -> RouteMessage {
+    let mut msg = RouteMessage::default();
+    msg.header.address_family = family(route.dst);
+    msg.header.destination_prefix_length = route.prefix;
+    msg.header.table = RouteHeader::RT_TABLE_MAIN;
+    msg.header.protocol = RouteProtocol::Boot;
+    msg.header.kind = RouteType::Unicast;
+    msg.header.scope = if route.gateway.is_some() {
+        RouteScope::Universe
+    } else {
+        RouteScope::Link
+    };
+    if route.prefix > 0 {
+        msg.attributes
+            .push(RouteAttribute::Destination(RouteAddress::from(route.dst)));
+    }
+    if let Some(gw) = route.gateway {
+        msg.attributes
+            .push(RouteAttribute::Gateway(RouteAddress::from(gw)));
+        // The IPv4 gateway (169.254.1.1) is on no subnet of the pod: it
+        // is reachable because we say so. IPv6 link-local needs no flag.
+        if gw.is_ipv4() {
+            msg.header.flags = RouteFlags::Onlink;
+        }
+    }
+    msg.attributes.push(RouteAttribute::Oif(route.oif));
+    msg
+}
+
+/// Install a route (fails with `EEXIST` if it is already there).
+pub fn add(nl: &mut Netlink, route: &Route) -> Result<(), NetlinkError> {
+    nl.request(
+        || format!("adding route {}/{}", route.dst, route.prefix),
+        RouteNetlinkMessage::NewRoute(message(route)),
+        NLM_F_CREATE | NLM_F_EXCL,
+    )
+}
+
+/// Remove a route; a missing route is success.
+pub fn delete(nl: &mut Netlink, route: &Route) -> Result<(), NetlinkError> {
+    match nl.request(
+        || format!("deleting route {}/{}", route.dst, route.prefix),
+        RouteNetlinkMessage::DelRoute(message(route)),
+        0,
+    ) {
+        Err(e) if !e.is_not_found() => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Every route of the main table in `family_of`'s address family.
+pub fn list(nl: &mut Netlink, family_of: IpAddr) -> Result<Vec<Route>, NetlinkError> {
+    let mut req = RouteMessage::default();
+    req.header.address_family = family(family_of);
+    let all = nl.dump(
+        || "listing routes".to_owned(),
+        RouteNetlinkMessage::GetRoute(req),
+    )?;
+    let unspecified = match family_of {
+        IpAddr::V4(_) => IpAddr::from([0u8; 4]),
+        IpAddr::V6(_) => IpAddr::from([0u8; 16]),
+    };
+    Ok(all
+        .iter()
+        .filter_map(|m| match m {
+            RouteNetlinkMessage::NewRoute(r) if r.header.table == RouteHeader::RT_TABLE_MAIN => {
+                let mut route = Route {
+                    dst: unspecified,
+                    prefix: r.header.destination_prefix_length,
+                    gateway: None,
+                    oif: 0,
+                };
+                for attr in &r.attributes {
+                    match attr {
+                        RouteAttribute::Destination(a) => {
+                            if let Some(ip) = route_ip(a) {
+                                route.dst = ip;
+                            }
+                        }
+                        RouteAttribute::Gateway(a) => route.gateway = route_ip(a),
+                        RouteAttribute::Oif(i) => route.oif = *i,
+                        _ => {}
+                    }
+                }
+                Some(route)
+            }
+            _ => None,
+        })
+        .collect())
+}
+
+fn route_ip(addr: &RouteAddress) -> Option<IpAddr> {
+    match addr {
+        RouteAddress::Inet(v4) => Some(IpAddr::V4(*v4)),
+        RouteAddress::Inet6(v6) => Some(IpAddr::V6(*v6)),
+        _ => None,
+    }
+}

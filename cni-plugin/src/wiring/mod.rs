@@ -1,0 +1,5 @@
+//! Pod wiring: the kernel objects that connect a pod to its node.
+
+pub mod bridge;
+pub mod routed;
+pub mod sysctl;
