@@ -235,3 +235,10 @@ impl Zone {
         }
     }
 }
+
+/// Whether `label` could name a Kubernetes object (a DNS-1123 label in
+/// either case). The index uses it to skip endpoint hostnames no query could
+/// ever reach.
+pub(crate) fn is_object_name(label: &[u8]) -> bool {
+    labels::is_dns1123_label(label)
+}
