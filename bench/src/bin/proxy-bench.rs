@@ -1,0 +1,84 @@
+//! `scripts/bench proxy`: the eBPF socket load balancer against connecting
+//! straight to the pods and against kube-proxy's iptables and nftables
+//! modes, N services × 5 endpoints, inside the benchmark's own network
+//! namespaces. Needs root.
+//!
+//! usage: proxy-bench [--quick] [--sizes 100,1000,10000] [--seconds S]
+//!                    [--rounds R] [--concurrency C] [--modes direct,strait,iptables,nftables]
+//!        proxy-bench client [--cpu N]   (the load generator; spawned by the benchmark)
+
+#[path = "../proxy/mod.rs"]
+mod proxy;
+
+use anyhow::{Context, bail};
+use proxy::{Mode, Settings};
+
+fn parse_args(args: &[String]) -> anyhow::Result<Settings> {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut s = Settings {
+        sizes: vec![100, 1000, 10_000],
+        measure: 5.0,
+        warmup: 1.0,
+        rounds: 3,
+        latency: 2.0,
+        concurrency: 32,
+        cpus: (cpus >= 2).then_some((0, 1)),
+        modes: Mode::ALL.to_vec(),
+    };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = || it.next().with_context(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--quick" => {
+                s.sizes = vec![100, 1000];
+                s.measure = 2.5;
+                s.warmup = 0.5;
+                s.latency = 1.0;
+            }
+            "--sizes" => {
+                s.sizes = value()?
+                    .split(',')
+                    .map(|x| x.parse())
+                    .collect::<Result<_, _>>()?
+            }
+            "--seconds" => s.measure = value()?.parse()?,
+            "--rounds" => s.rounds = value()?.parse()?,
+            "--concurrency" => s.concurrency = value()?.parse()?,
+            "--modes" => {
+                s.modes = value()?
+                    .split(',')
+                    .map(|m| {
+                        Mode::ALL
+                            .into_iter()
+                            .find(|x| x.name() == m)
+                            .with_context(|| format!("unknown mode {m}"))
+                    })
+                    .collect::<anyhow::Result<_>>()?
+            }
+            other => bail!("unknown argument {other}"),
+        }
+    }
+    Ok(s)
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("client") {
+        let cpu = match args.get(1..3) {
+            Some([flag, n]) if flag == "--cpu" => Some(n.parse()?),
+            _ => None,
+        };
+        return proxy::client_main(cpu);
+    }
+    if !strait_tests::require_root() {
+        bail!("proxy-bench needs root (network namespaces, eBPF, netfilter)");
+    }
+    let settings = parse_args(&args)?;
+    // Pin before any thread exists: the echo servers' threads inherit it.
+    if let Some((_, backend_cpu)) = settings.cpus {
+        proxy::pin_to_cpu(backend_cpu)?;
+    }
+    let rows = proxy::run(&settings)?;
+    print!("{}", proxy::report(&rows, &settings));
+    Ok(())
+}
