@@ -8,6 +8,7 @@ pub mod agent;
 mod desired;
 mod error;
 pub mod explain;
+mod incremental;
 mod kernel_state;
 mod loader;
 mod object;
@@ -16,6 +17,7 @@ pub mod sock_destroy;
 
 pub use desired::{DesiredState, FrontendSpec, desired_state, vips};
 pub use error::ProxyError;
+pub use incremental::{Delta, IncrementalDesired};
 pub use kernel_state::{KernelFrontend, KernelState};
 pub use loader::{Capacity, DEFAULT_PIN_DIR, PROGRAMS, SockLb, remove_pins};
 pub use service_maps::{Frontend, ServiceMaps, SyncStats};

@@ -239,17 +239,66 @@ impl ServiceMaps {
             remove_ignoring_missing(&mut self.services, &marker_key(vip), maps::SERVICES)?;
             self.markers.remove(&vip);
         }
+        stats.removed_udp_backends = self.take_released_udp();
+        Ok(stats)
+    }
+
+    /// Applies only what changed (see [`IncrementalDesired`](crate::IncrementalDesired)):
+    /// the cost is that of the change, not of the cluster. `desired` is the
+    /// whole state after the change, used to keep VIP markers exact.
+    pub fn apply_delta(
+        &mut self,
+        delta: &crate::Delta,
+        desired: &DesiredState,
+    ) -> Result<SyncStats, ProxyError> {
+        let mut stats = SyncStats::default();
+        for (fe, spec) in &delta.upserts {
+            if !self.markers.contains(&fe.vip) {
+                let value = ServiceValue {
+                    flags: SVC_F_VIP_MARKER,
+                    ..Default::default()
+                };
+                self.insert_service(marker_key(fe.vip), value)?;
+                self.markers.insert(fe.vip);
+            }
+            if !self.is_programmed(fe, spec) {
+                self.upsert(*fe, spec)?;
+                stats.upserted += 1;
+            }
+        }
+        for fe in &delta.removals {
+            if self.frontends.contains_key(fe) {
+                self.remove(*fe)?;
+                stats.removed += 1;
+            }
+            let lowest = Frontend {
+                vip: fe.vip,
+                port: 0,
+                proto: 0,
+            };
+            let still_used = desired
+                .range(lowest..)
+                .next()
+                .is_some_and(|(f, _)| f.vip == fe.vip);
+            if !still_used && self.markers.remove(&fe.vip) {
+                remove_ignoring_missing(&mut self.services, &marker_key(fe.vip), maps::SERVICES)?;
+            }
+        }
+        stats.removed_udp_backends = self.take_released_udp();
+        Ok(stats)
+    }
+
+    /// UDP backends released since the last call that no UDP frontend uses.
+    fn take_released_udp(&mut self) -> Vec<SocketAddr> {
         let mut released = std::mem::take(&mut self.released_udp);
         released.sort();
         released.dedup();
-        // Only backends that no UDP frontend uses any more.
         released.retain(|addr| {
             !self
                 .ids
                 .contains_key(&(*addr, strait_ebpf_common::PROTO_UDP))
         });
-        stats.removed_udp_backends = released;
-        Ok(stats)
+        released
     }
 
     fn is_programmed(&self, fe: &Frontend, spec: &FrontendSpec) -> bool {

@@ -199,7 +199,7 @@ fn ebpf_endpoint_changes_apply_while_traffic_flows() {
         return;
     }
     let mut fx = ProxyFixture::new();
-    fx.apply(&web_with(&["10.250.0.11", "10.250.0.12"]), "node-1");
+    fx.apply_incremental(&web_with(&["10.250.0.11", "10.250.0.12"]), "node-1");
     // A client keeps connecting in the background while endpoints change.
     let mut cmd = fx.client.command(env!("CARGO_BIN_EXE_strait-probe"));
     cmd.args(["tcp", "10.96.0.100:80", "3000"])
@@ -220,7 +220,9 @@ fn ebpf_endpoint_changes_apply_while_traffic_flows() {
     ];
     for step in steps {
         std::thread::sleep(Duration::from_millis(40));
-        fx.apply(&web_with(step), "node-1");
+        // The agent's change path: only the changed service is written.
+        let stats = fx.apply_incremental(&web_with(step), "node-1");
+        assert_eq!(stats.upserted, 2, "the TCP and UDP frontends of web");
     }
     let status = child.wait_timeout(Duration::from_secs(60)).unwrap();
     assert!(

@@ -75,6 +75,7 @@ pub async fn run(
     tracing::info!("waiting for the cluster view to sync");
     let snapshot = view.wait_synced().await.map_err(ProxyError::ClusterView)?;
     let desired = desired_state(&snapshot, &config.node_name);
+    let incremental = crate::IncrementalDesired::full(&snapshot, &config.node_name);
     let capacity = config.capacity.unwrap_or_else(|| capacity_for(&desired));
     let mut lb = SockLb::load_with(&config.pin_dir, capacity)?;
     let mut maps = lb.service_maps()?;
@@ -87,6 +88,7 @@ pub async fn run(
         node: &config.node_name,
         cgroup_root: &config.cgroup_root,
         capacity,
+        incremental,
     };
     state.sync(&snapshot, "initial");
     lb.attach(&config.cgroup_root)?;
@@ -106,10 +108,12 @@ pub async fn run(
                 match changed {
                     Ok(next) => {
                         health_tx.send_modify(|h| h.last_change = Some(SystemTime::now()));
-                        current = next;
-                        if current.synced() {
-                            state.sync(&current, "change");
+                        if next.synced() && current.synced() {
+                            state.apply_change(&current, &next);
+                        } else if next.synced() {
+                            state.sync(&next, "change");
                         }
+                        current = next;
                     }
                     Err(e) => {
                         // The source stopped: keep serving the last known state.
@@ -143,6 +147,7 @@ struct Loop<'a> {
     node: &'a str,
     cgroup_root: &'a std::path::Path,
     capacity: Capacity,
+    incremental: crate::IncrementalDesired,
 }
 
 impl Loop<'_> {
@@ -167,9 +172,39 @@ impl Loop<'_> {
         }
     }
 
+    /// A change between two synced snapshots: recompute and write only the
+    /// services it touches.
+    fn apply_change(&mut self, older: &ClusterSnapshot, newer: &ClusterSnapshot) {
+        let started = Instant::now();
+        let delta = self.incremental.update(older, newer, self.node);
+        match self.maps.apply_delta(&delta, self.incremental.desired()) {
+            Ok(stats) => {
+                self.destroy_stale_udp(&stats.removed_udp_backends);
+                let took = started.elapsed();
+                self.metrics.sync_duration.observe(took.as_secs_f64());
+                tracing::info!(
+                    reason = "change",
+                    upserted = stats.upserted,
+                    removed = stats.removed,
+                    took_us = took.as_micros() as u64,
+                    "datapath synced"
+                );
+                self.health
+                    .send_modify(|h| h.last_synced = Some(SystemTime::now()));
+                self.record_usage();
+            }
+            Err(e) => {
+                self.metrics.sync_errors.inc();
+                tracing::error!(error = %e, "incremental sync failed; doing a full sync");
+                self.sync(newer, "change");
+            }
+        }
+    }
+
     fn sync(&mut self, snapshot: &ClusterSnapshot, reason: &'static str) {
         let started = Instant::now();
-        let desired = desired_state(snapshot, self.node);
+        self.incremental = crate::IncrementalDesired::full(snapshot, self.node);
+        let desired = self.incremental.desired().clone();
         match self.maps.sync(&desired) {
             Ok(stats) => {
                 self.destroy_stale_udp(&stats.removed_udp_backends);
@@ -199,6 +234,10 @@ impl Loop<'_> {
                 tracing::error!(reason, error = %e, "sync failed; retrying on the next change or reconcile");
             }
         }
+        self.record_usage();
+    }
+
+    fn record_usage(&self) {
         let (svc_entries, be_entries) = self.maps.usage();
         self.metrics
             .frontends

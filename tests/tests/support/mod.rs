@@ -10,7 +10,7 @@ use std::{
 };
 
 use strait_cluster::{ClusterSnapshot, ManifestLoader};
-use strait_proxy::{ServiceMaps, SockLb, SyncStats, desired_state};
+use strait_proxy::{IncrementalDesired, ServiceMaps, SockLb, SyncStats, desired_state};
 use strait_tests::{Bpffs, Cgroup, Echo, NetNs, two_hosts};
 
 /// Backend addresses in the backend netns (IPv4 pool).
@@ -57,6 +57,7 @@ pub struct ProxyFixture {
     pub lb: SockLb,
     pub maps: ServiceMaps,
     pub bpffs: Bpffs,
+    last: Option<(ClusterSnapshot, IncrementalDesired)>,
     _echos: Vec<Echo>,
     _link: strait_tests::VethPair,
 }
@@ -115,6 +116,7 @@ impl ProxyFixture {
             lb,
             maps,
             bpffs,
+            last: None,
             _echos: echos,
             _link: net.link,
         }
@@ -132,6 +134,37 @@ impl ProxyFixture {
         self.maps
             .sync(&desired_state(&snapshot, node))
             .expect("sync maps")
+    }
+
+    /// Programs the datapath from `yaml` incrementally from the previous
+    /// `apply_incremental` state, as the agent does on a change: only the
+    /// services that differ are recomputed and written.
+    pub fn apply_incremental(&mut self, yaml: &str, node: &str) -> SyncStats {
+        let report = ManifestLoader::parse_str("case.yaml", yaml);
+        assert!(
+            report.errors.is_empty(),
+            "bad case manifest: {:?}",
+            report.errors
+        );
+        let next = report.to_snapshot();
+        match self.last.take() {
+            Some((prev, mut inc)) => {
+                let delta = inc.update(&prev, &next, node);
+                let stats = self
+                    .maps
+                    .apply_delta(&delta, inc.desired())
+                    .expect("apply delta");
+                assert_eq!(inc.desired(), &desired_state(&next, node));
+                self.last = Some((next, inc));
+                stats
+            }
+            None => {
+                let inc = IncrementalDesired::full(&next, node);
+                let stats = self.maps.sync(inc.desired()).expect("sync maps");
+                self.last = Some((next, inc));
+                stats
+            }
+        }
     }
 
     /// Runs `count` probe attempts from the client netns inside the cgroup.
