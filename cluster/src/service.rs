@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Service, ServicePort};
 
 /// Services with this label belong to another proxy implementation and must
 /// not be programmed by ours (kube-proxy skips them too).
@@ -14,6 +14,16 @@ pub const DEFAULT_AFFINITY_TIMEOUT_SECONDS: u32 = 10_800;
 
 /// The largest session affinity timeout the API accepts.
 pub const MAX_AFFINITY_TIMEOUT_SECONDS: u32 = 86_400;
+
+/// The Service's ports (`spec.ports`), empty when the spec has none, so
+/// every consumer walks the same list the same way.
+pub fn ports(service: &Service) -> &[ServicePort] {
+    service
+        .spec
+        .as_ref()
+        .and_then(|s| s.ports.as_deref())
+        .unwrap_or_default()
+}
 
 /// `spec.type` of a Service.
 ///

@@ -53,7 +53,7 @@ pub fn compute_endpoint_slices(
                 continue;
             }
             let Some(ip) = pod_ip(pod_key) else { continue };
-            let ports = service_ports(service)
+            let ports = strait_cluster::service::ports(service)
                 .iter()
                 .map(|sp| resolve_target_port(sp, pod))
                 .collect();
@@ -69,14 +69,6 @@ pub fn compute_endpoint_slices(
         }
     }
     out
-}
-
-fn service_ports(service: &Service) -> &[strait_cluster::k8s_openapi::api::core::v1::ServicePort] {
-    service
-        .spec
-        .as_ref()
-        .and_then(|s| s.ports.as_deref())
-        .unwrap_or_default()
 }
 
 fn endpoint(service: &Service, pod: &Pod, name: &str, namespace: &str, ip: IpAddr) -> Endpoint {
@@ -118,7 +110,7 @@ fn slice(
     endpoints: Vec<Endpoint>,
 ) -> EndpointSlice {
     let family = if v6 { "IPv6" } else { "IPv4" };
-    let endpoint_ports = service_ports(service)
+    let endpoint_ports = strait_cluster::service::ports(service)
         .iter()
         .zip(ports)
         .filter_map(|(sp, port)| {
@@ -190,7 +182,7 @@ mod tests {
 
     fn backends(snap: &ClusterSnapshot, ns: &str, svc: &str, port: &str) -> Vec<String> {
         let service = snap.service(ns, svc).expect("service exists");
-        let sp = service_ports(service)
+        let sp = strait_cluster::service::ports(service)
             .iter()
             .find(|p| p.name.as_deref() == Some(port))
             .expect("port exists");

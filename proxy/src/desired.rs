@@ -59,12 +59,7 @@ pub fn service_frontends(
     }
     let scope = Scope::internal(svc, node_name);
     let affinity_timeout = service::session_affinity_timeout(svc);
-    let ports = svc
-        .spec
-        .as_ref()
-        .and_then(|s| s.ports.as_deref())
-        .unwrap_or_default();
-    for sp in ports {
+    for sp in service::ports(svc) {
         let (Some(port), Some(proto)) = (
             strait_cluster::port_number(sp.port),
             strait_cluster::service_port_protocol(sp).and_then(proto_number),

@@ -112,26 +112,21 @@ pub(crate) fn build<'a>(
     Some(ServiceEntry { name, body, ports })
 }
 
+/// The API protocol (missing means TCP) as the DNS name label protocol.
 fn protocol(value: Option<&str>) -> Option<Protocol> {
-    match value.unwrap_or("TCP") {
-        "TCP" => Some(Protocol::Tcp),
-        "UDP" => Some(Protocol::Udp),
-        "SCTP" => Some(Protocol::Sctp),
-        _ => None,
-    }
+    Some(match strait_cluster::Protocol::parse(value)? {
+        strait_cluster::Protocol::Tcp => Protocol::Tcp,
+        strait_cluster::Protocol::Udp => Protocol::Udp,
+        strait_cluster::Protocol::Sctp => Protocol::Sctp,
+    })
 }
 
 fn port_number(value: Option<i32>) -> Option<u16> {
-    value
-        .and_then(|p| u16::try_from(p).ok())
-        .filter(|p| *p != 0)
+    value.and_then(strait_cluster::port_number)
 }
 
 fn service_ports(service: &Service) -> Vec<NamedPort> {
-    let Some(ports) = service.spec.as_ref().and_then(|s| s.ports.as_ref()) else {
-        return Vec::new();
-    };
-    ports
+    strait_cluster::service::ports(service)
         .iter()
         .filter_map(|p| {
             let name = p.name.as_deref().filter(|n| !n.is_empty())?;
