@@ -210,13 +210,8 @@ impl ServiceMaps {
     pub fn sync(&mut self, desired: &DesiredState) -> Result<SyncStats, ProxyError> {
         let mut stats = SyncStats::default();
         let vips: BTreeSet<IpAddr> = desired.keys().map(|fe| fe.vip).collect();
-        for vip in vips.difference(&self.markers.clone()) {
-            let value = ServiceValue {
-                flags: SVC_F_VIP_MARKER,
-                ..Default::default()
-            };
-            self.insert_service(marker_key(*vip), value)?;
-            self.markers.insert(*vip);
+        for vip in &vips {
+            self.ensure_marker(*vip)?;
         }
         for (fe, spec) in desired {
             if self.is_programmed(fe, spec) {
@@ -253,14 +248,7 @@ impl ServiceMaps {
     ) -> Result<SyncStats, ProxyError> {
         let mut stats = SyncStats::default();
         for (fe, spec) in &delta.upserts {
-            if !self.markers.contains(&fe.vip) {
-                let value = ServiceValue {
-                    flags: SVC_F_VIP_MARKER,
-                    ..Default::default()
-                };
-                self.insert_service(marker_key(fe.vip), value)?;
-                self.markers.insert(fe.vip);
-            }
+            self.ensure_marker(fe.vip)?;
             if !self.is_programmed(fe, spec) {
                 self.upsert(*fe, spec)?;
                 stats.upserted += 1;
@@ -286,6 +274,20 @@ impl ServiceMaps {
         }
         stats.removed_udp_backends = self.take_released_udp();
         Ok(stats)
+    }
+
+    /// Writes the VIP marker of `vip` unless it is already there.
+    fn ensure_marker(&mut self, vip: IpAddr) -> Result<(), ProxyError> {
+        if self.markers.contains(&vip) {
+            return Ok(());
+        }
+        let value = ServiceValue {
+            flags: SVC_F_VIP_MARKER,
+            ..Default::default()
+        };
+        self.insert_service(marker_key(vip), value)?;
+        self.markers.insert(vip);
+        Ok(())
     }
 
     /// UDP backends released since the last call that no UDP frontend uses.

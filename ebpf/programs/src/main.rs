@@ -77,8 +77,8 @@ fn write_addr(sa: &mut bpf_sock_addr, v6_socket: bool, mapped: bool, addr: [u32;
     }
 }
 
-/// Translates a connect or sendmsg. `refuse` tells whether a service without
-/// backends fails the call with ECONNREFUSED (connect) or plain EPERM.
+/// Translates a connect or sendmsg. A service without backends (or a VIP
+/// port the service does not define) fails the call with ECONNREFUSED.
 fn forward(ctx: &SockAddrContext, v6_socket: bool) -> i32 {
     // SAFETY: the kernel passes a valid bpf_sock_addr for this program type.
     let sa = unsafe { &mut *ctx.sock_addr };

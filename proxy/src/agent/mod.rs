@@ -19,7 +19,7 @@ use tokio::sync::watch;
 pub use self::http::Health;
 pub use self::metrics::AgentMetrics;
 use self::metrics::MapLabel;
-use crate::{Capacity, DesiredState, ProxyError, ServiceMaps, SockLb, desired_state};
+use crate::{Capacity, DesiredState, ProxyError, ServiceMaps, SockLb};
 
 /// Everything the agent needs to know about its node.
 #[derive(Clone, Debug)]
@@ -74,9 +74,11 @@ pub async fn run(
 
     tracing::info!("waiting for the cluster view to sync");
     let snapshot = view.wait_synced().await.map_err(ProxyError::ClusterView)?;
-    let desired = desired_state(&snapshot, &config.node_name);
+    let started = Instant::now();
     let incremental = crate::IncrementalDesired::full(&snapshot, &config.node_name);
-    let capacity = config.capacity.unwrap_or_else(|| capacity_for(&desired));
+    let capacity = config
+        .capacity
+        .unwrap_or_else(|| capacity_for(incremental.desired()));
     let mut lb = SockLb::load_with(&config.pin_dir, capacity)?;
     let mut maps = lb.service_maps()?;
     // Program the maps before attaching, so a fresh node never translates
@@ -90,7 +92,7 @@ pub async fn run(
         capacity,
         incremental,
     };
-    state.sync(&snapshot, "initial");
+    state.write_full(started, "initial");
     lb.attach(&config.cgroup_root)?;
 
     let mut resync = tokio::time::interval(config.resync);
@@ -201,11 +203,17 @@ impl Loop<'_> {
         }
     }
 
+    /// Recomputes the whole desired state from `snapshot` and syncs to it.
     fn sync(&mut self, snapshot: &ClusterSnapshot, reason: &'static str) {
         let started = Instant::now();
         self.incremental = crate::IncrementalDesired::full(snapshot, self.node);
-        let desired = self.incremental.desired().clone();
-        match self.maps.sync(&desired) {
+        self.write_full(started, reason);
+    }
+
+    /// Brings the maps to the current desired state with a full comparison.
+    fn write_full(&mut self, started: Instant, reason: &'static str) {
+        let desired = self.incremental.desired();
+        match self.maps.sync(desired) {
             Ok(stats) => {
                 self.destroy_stale_udp(&stats.removed_udp_backends);
                 let took = started.elapsed();
