@@ -124,13 +124,7 @@ impl ProxyFixture {
 
     /// Programs the datapath from manifest YAML, as the agent on `node` would.
     pub fn apply(&mut self, yaml: &str, node: &str) -> SyncStats {
-        let report = ManifestLoader::parse_str("case.yaml", yaml);
-        assert!(
-            report.errors.is_empty(),
-            "bad case manifest: {:?}",
-            report.errors
-        );
-        let snapshot: ClusterSnapshot = report.to_snapshot();
+        let snapshot = parse_case(yaml);
         self.maps
             .sync(&desired_state(&snapshot, node))
             .expect("sync maps")
@@ -140,13 +134,7 @@ impl ProxyFixture {
     /// `apply_incremental` state, as the agent does on a change: only the
     /// services that differ are recomputed and written.
     pub fn apply_incremental(&mut self, yaml: &str, node: &str) -> SyncStats {
-        let report = ManifestLoader::parse_str("case.yaml", yaml);
-        assert!(
-            report.errors.is_empty(),
-            "bad case manifest: {:?}",
-            report.errors
-        );
-        let next = report.to_snapshot();
+        let next = parse_case(yaml);
         match self.last.take() {
             Some((prev, mut inc)) => {
                 let delta = inc.update(&prev, &next, node);
@@ -180,6 +168,17 @@ impl ProxyFixture {
         }
         out
     }
+}
+
+/// A synced snapshot of a test case's manifest; a bad manifest fails the test.
+fn parse_case(yaml: &str) -> ClusterSnapshot {
+    let report = ManifestLoader::parse_str("case.yaml", yaml);
+    assert!(
+        report.errors.is_empty(),
+        "bad case manifest: {:?}",
+        report.errors
+    );
+    report.to_snapshot()
 }
 
 /// Runs the probe binary in `ns` (and `cgroup`, if given).
