@@ -53,6 +53,9 @@ impl ErrorCode {
     pub const CHECK_DRIFT: Self = Self(104);
     /// 105 (Strait): an interface the plugin must create already exists.
     pub const INTERFACE_EXISTS: Self = Self(105);
+    /// 106 (Strait): an address requested through `runtimeConfig.ips` is
+    /// held by another container.
+    pub const REQUESTED_IP_TAKEN: Self = Self(106);
 
     /// A plugin-specific code; `None` below 100, where the spec reserves
     /// the range.

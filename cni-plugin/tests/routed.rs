@@ -336,6 +336,39 @@ fn exhaustion_is_code_50_for_add_and_status() {
 }
 
 #[test]
+fn runtime_config_ips_pins_the_pod_address() {
+    if !require_root() {
+        return;
+    }
+    let node = Node::new("cni-ips");
+    let mut config = node.v4_config();
+    config["runtimeConfig"] = json!({"ips": ["10.244.1.200/24"]});
+    let pod = node.pod("cni-ips-a");
+    let result = node.add("ips-a", &pod, &config);
+    assert_eq!(pod_ip(&result, 0).to_string(), "10.244.1.200", "{result}");
+    let addrs = ip_json(&pod, &["-4", "addr", "show", "dev", "eth0"]);
+    assert!(addrs.to_string().contains("10.244.1.200"), "{addrs}");
+    // A second container asking for the same address gets a clear error.
+    let other = node.pod("cni-ips-b");
+    let json = assert_error(
+        &node.call("ADD", "ips-b", "eth0", Some(other.path()), &config),
+        106,
+    );
+    assert!(
+        json["msg"].as_str().is_some_and(|m| m.contains("ips-a")),
+        "{json}"
+    );
+    config["runtimeConfig"] = json!({"ips": ["192.0.2.7"]});
+    assert_error(
+        &node.call("ADD", "ips-b", "eth0", Some(other.path()), &config),
+        7,
+    );
+    assert!(node.host_veths().len() == 1, "failed ADDs leave no veth");
+    node.ok("DEL", "ips-a", Some(pod.path()), &config);
+    assert_eq!(node.allocated(), 0);
+}
+
+#[test]
 fn gc_releases_attachments_not_listed_as_valid() {
     if !require_root() {
         return;

@@ -22,8 +22,9 @@ pub(super) fn add(attach: &Attach, config: &NetworkConfig) -> Result<String, Cni
     let (options, store) = open_store(config)?;
     let att = Attachment::new(&attach.container_id, &attach.ifname);
     let existed = store.get(&att).map_err(store_error)?.is_some();
+    let requested = requested_ips(config)?;
     let ips = store
-        .allocate(&att, &options.ipam.range_sets)
+        .allocate_requested(&att, &options.ipam.range_sets, &requested)
         .map_err(store_error)?;
     testhook::pause("ipam-allocated");
     let wired = match options.mode {
@@ -40,6 +41,37 @@ pub(super) fn add(attach: &Attach, config: &NetworkConfig) -> Result<String, Cni
             Err(err)
         }
     }
+}
+
+/// Addresses the runtime asks for through the `ips` capability
+/// (`runtimeConfig.ips`: `"10.244.2.200"` or `"10.244.2.200/24"`).
+fn requested_ips(config: &NetworkConfig) -> Result<Vec<IpAddr>, CniError> {
+    let Some(list) = config
+        .extra
+        .get("runtimeConfig")
+        .and_then(|rc| rc.get("ips"))
+    else {
+        return Ok(Vec::new());
+    };
+    let bad = |v: &serde_json::Value| {
+        CniError::new(
+            crate::error::ErrorCode::INVALID_NETWORK_CONFIG,
+            format!("invalid runtimeConfig.ips entry {v}"),
+        )
+        .with_details("each entry is an address, optionally with a prefix: \"10.244.2.200/24\"")
+    };
+    let Some(items) = list.as_array() else {
+        return Err(bad(list));
+    };
+    items
+        .iter()
+        .map(|v| {
+            v.as_str()
+                .and_then(|s| s.split('/').next())
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| bad(v))
+        })
+        .collect()
 }
 
 fn wire(

@@ -37,6 +37,10 @@ pub(crate) fn store_error(err: StoreError) -> CniError {
     match err {
         StoreError::Exhausted(_) => CniError::new(ErrorCode::PLUGIN_NOT_AVAILABLE, err.to_string())
             .with_details("every address of the range set is allocated: widen the range, or GC/DEL unused pods"),
+        StoreError::NotInRange(_) => CniError::new(ErrorCode::INVALID_NETWORK_CONFIG, err.to_string())
+            .with_details("runtimeConfig.ips may only name addresses inside ipam.ranges (and not the gateway)"),
+        StoreError::Taken(..) => CniError::new(ErrorCode::REQUESTED_IP_TAKEN, err.to_string())
+            .with_details("DEL the container holding it first, or request another address"),
         StoreError::Io { .. } => CniError::new(ErrorCode::IPAM_STORE_FAILED, err.to_string())
             .with_details("check that ipam.dataDir exists and is writable by the plugin"),
     }

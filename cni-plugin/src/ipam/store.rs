@@ -37,6 +37,12 @@ pub enum StoreError {
     /// No free address is left in a range set.
     #[error("no IP addresses available in range set {0}")]
     Exhausted(String),
+    /// A requested address is in none of the configured ranges.
+    #[error("requested IP {0} is not in any configured IPAM range")]
+    NotInRange(IpAddr),
+    /// A requested address belongs to another container.
+    #[error("requested IP {0} is already allocated to container {1}")]
+    Taken(IpAddr, String),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
@@ -179,7 +185,28 @@ impl Store {
     /// reused at once. An attachment that already holds addresses gets
     /// them back (a retried `ADD`).
     pub fn allocate(&self, att: &Attachment, sets: &[RangeSet]) -> Result<Allocation, StoreError> {
+        self.allocate_requested(att, sets, &[])
+    }
+
+    /// [`Store::allocate`], except that a range set containing one of
+    /// `requested` hands out exactly that address (the runtime's `ips`
+    /// capability, as host-local honours it). A requested address outside
+    /// every set, or held by another attachment, is an error, never a
+    /// silent substitute.
+    pub fn allocate_requested(
+        &self,
+        att: &Attachment,
+        sets: &[RangeSet],
+        requested: &[IpAddr],
+    ) -> Result<Allocation, StoreError> {
         let _locked = self.lock()?;
+        if let Some(ip) = requested.iter().find(|ip| {
+            !sets
+                .iter()
+                .any(|s| s.ranges.iter().any(|r| r.contains(**ip)))
+        }) {
+            return Err(StoreError::NotInRange(*ip));
+        }
         if let Some(existing) = self.read_index(att)?
             && existing.len() == sets.len()
             && existing
@@ -193,8 +220,19 @@ impl Store {
             let last = fs::read_to_string(self.last_path(i))
                 .ok()
                 .and_then(|t| t.trim().parse().ok());
-            let ip = find_free(set, last, |ip| self.ip_path(ip).exists())
-                .ok_or_else(|| StoreError::Exhausted(describe(set)))?;
+            let wanted = requested
+                .iter()
+                .find(|ip| set.ranges.iter().any(|r| r.contains(**ip)));
+            let ip = match wanted {
+                Some(ip) => match self.owner(*ip) {
+                    Some(holder) if &holder != att => {
+                        return Err(StoreError::Taken(*ip, holder.container_id));
+                    }
+                    _ => *ip,
+                },
+                None => find_free(set, last, |ip| self.ip_path(ip).exists())
+                    .ok_or_else(|| StoreError::Exhausted(describe(set)))?,
+            };
             chosen.push(ip);
         }
         // Index first: from here on DEL finds every address we may create.
@@ -202,6 +240,9 @@ impl Store {
         Self::write_atomic(&self.ids(att), &index)?;
         crate::testhook::pause("ipam-indexed");
         for ip in &chosen {
+            if self.owner(*ip).as_ref() == Some(att) {
+                continue; // a requested address a retried ADD already holds
+            }
             let path = self.ip_path(*ip);
             let mut file = OpenOptions::new()
                 .write(true)
@@ -399,6 +440,44 @@ mod tests {
 
     fn att(id: &str) -> Attachment {
         Attachment::new(id, "eth0")
+    }
+
+    #[test]
+    fn requested_address_is_handed_out_exactly_or_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), "net").expect("open");
+        let s = sets(json!({"subnet": "10.244.0.0/24", "gateway": "10.244.0.1"}));
+        let want: IpAddr = "10.244.0.200".parse().unwrap();
+        let a = store
+            .allocate_requested(&att("a"), &s, &[want])
+            .expect("requested");
+        assert_eq!(a, vec![want]);
+        // A retried ADD of the same container gets it again.
+        let again = store.allocate_requested(&att("a"), &s, &[want]);
+        assert_eq!(again.expect("retry"), vec![want]);
+        // Another container may not take it, nor an address outside the ranges.
+        let err = store
+            .allocate_requested(&att("b"), &s, &[want])
+            .expect_err("taken");
+        assert!(
+            matches!(&err, StoreError::Taken(ip, by) if *ip == want && by == "a"),
+            "{err}"
+        );
+        let outside: IpAddr = "10.9.9.9".parse().unwrap();
+        let err = store
+            .allocate_requested(&att("b"), &s, &[outside])
+            .expect_err("outside");
+        assert!(matches!(err, StoreError::NotInRange(ip) if ip == outside));
+        let gw: IpAddr = "10.244.0.1".parse().unwrap();
+        assert!(
+            store.allocate_requested(&att("b"), &s, &[gw]).is_err(),
+            "gateway"
+        );
+        // Dynamic allocation skips the requested address once released too.
+        store.release(&att("a")).expect("release");
+        let b = store.allocate(&att("b"), &s).expect("dynamic");
+        assert_ne!(b, vec![want]);
+        assert_eq!(store.allocated().expect("count"), 1);
     }
 
     #[test]
