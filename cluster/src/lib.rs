@@ -11,9 +11,12 @@
 //!   [`load_dir`] loads one synchronously).
 //! * Helpers that follow kube-proxy: [`select_endpoints`],
 //!   [`resolve_target_port`] and the Service accessors in [`service`].
+//! * [`Component`]: which API resources each component watches and writes,
+//!   in one place, for the binaries and the deployment's RBAC.
 
 #![warn(missing_docs)]
 
+mod access;
 mod endpoints;
 mod error;
 mod kind;
@@ -25,6 +28,7 @@ mod snapshot;
 mod source;
 mod view;
 
+pub use access::{ApiAccess, Component, WATCH_VERBS};
 pub use endpoints::{Backend, Conditions, Scope, conditions, select_endpoints};
 pub use error::ClusterError;
 pub use kind::{Kind, KindSet, Object, ObjectKey};

@@ -1,9 +1,31 @@
 //! The cluster `strait lab up` builds when no `--manifests` directory is
 //! given: one of every Service type, pods on two nodes, an Ingress with TLS.
-use strait_cluster::{ClusterError, LoadReport, ManifestErrors, ManifestLoader};
+use std::collections::HashSet;
+
+use strait_cluster::{ClusterError, LoadReport, ManifestErrors, ManifestLoader, Object};
 
 /// The embedded default manifest, as ordinary Kubernetes YAML.
 pub const DEFAULT_MANIFEST: &str = include_str!("../manifests/default.yaml");
+
+/// The lab's own components (DNS, ingress), added to every lab.
+pub const SYSTEM_MANIFEST: &str = include_str!("../manifests/system.yaml");
+
+/// `objects` plus each system object whose kind and name they do not define,
+/// so a user's own kube-dns (say) replaces the lab's.
+pub fn with_system_objects(mut objects: Vec<Object>) -> Result<Vec<Object>, ClusterError> {
+    let report = ManifestLoader::parse_str("<embedded lab system manifest>", SYSTEM_MANIFEST);
+    if !report.errors.is_empty() {
+        return Err(ClusterError::Manifests(ManifestErrors(report.errors)));
+    }
+    let present: HashSet<_> = objects.iter().map(|o| (o.kind(), o.key())).collect();
+    objects.extend(
+        report
+            .objects
+            .into_iter()
+            .filter(|o| !present.contains(&(o.kind(), o.key()))),
+    );
+    Ok(objects)
+}
 
 /// Parses the embedded manifest. An error here is a bug in the build, but it
 /// is still reported rather than panicking.
@@ -24,9 +46,11 @@ mod tests {
 
     #[test]
     fn default_manifest_has_every_service_shape_the_lab_promises() {
-        let snap = default_cluster()
-            .expect("embedded manifest parses")
-            .to_snapshot();
+        let objects = super::with_system_objects(
+            default_cluster().expect("embedded manifest parses").objects,
+        )
+        .expect("system manifest parses");
+        let snap = strait_cluster::ClusterSnapshot::from_objects(objects);
         let svc = |name: &str| {
             snap.services()
                 .iter()

@@ -3,7 +3,7 @@
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::Context;
-use strait_cluster::{Kind, KindSet};
+use strait_cluster::Component;
 use strait_proxy::{
     Capacity, DEFAULT_PIN_DIR, SockLb,
     agent::{AgentConfig, run},
@@ -89,7 +89,7 @@ async fn agent(args: Args) -> anyhow::Result<ExitCode> {
     );
     let view = cluster_view(
         args.common.manifests.as_deref(),
-        KindSet::only(Kind::Service).with(Kind::EndpointSlice),
+        Component::Agent.kinds(),
         None,
     )
     .await?;
@@ -126,12 +126,8 @@ async fn explain_cmd(common: &Common, only: Option<&str>) -> anyhow::Result<Exit
             common.bpffs.display()
         )
     })?;
-    let mut view = cluster_view(
-        common.manifests.as_deref(),
-        KindSet::only(Kind::Service).with(Kind::EndpointSlice),
-        None,
-    )
-    .await?;
+    let mut view =
+        cluster_view(common.manifests.as_deref(), Component::Agent.kinds(), None).await?;
     let snapshot = view
         .wait_synced()
         .await

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use strait_cluster::{ClusterView, Kind, KindSet, KubeConfig, KubeSource, ManifestSource};
+use strait_cluster::{ClusterView, Component, KubeConfig, KubeSource, ManifestSource};
 use strait_dns::{DnsConfig, DnsServer, PodRecords, Zone};
 
 /// Flags of `strait dns`.
@@ -31,13 +31,19 @@ pub struct Args {
     /// Serve /health, /ready and /metrics on this address.
     #[arg(long)]
     http: Option<SocketAddr>,
+    /// Answer only the cluster zone: names outside it get REFUSED instead of
+    /// being forwarded (the lab, whose namespaces have no way out, uses it).
+    #[arg(long, conflicts_with = "upstream")]
+    no_forward: bool,
     /// Most entries in the forward cache.
     #[arg(long, default_value_t = 10_000)]
     cache_entries: usize,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let upstreams = if args.upstream.is_empty() {
+    let upstreams = if args.no_forward {
+        Vec::new()
+    } else if args.upstream.is_empty() {
         let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         strait_dns::resolv::nameservers(&text)
             .into_iter()
@@ -64,9 +70,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let view = match &args.manifests {
             Some(dir) => ClusterView::spawn(ManifestSource::new(dir)),
             None => {
-                let mut kinds = KindSet::EMPTY.with(Kind::Service).with(Kind::EndpointSlice);
-                if args.pod_records == PodRecords::Verified {
-                    kinds.insert(Kind::Pod);
+                // Pods only when pod records are verified against them.
+                let mut kinds = Component::Dns.kinds();
+                if args.pod_records != PodRecords::Verified {
+                    for kind in Component::Dns.optional_kinds().iter() {
+                        kinds.remove(kind);
+                    }
                 }
                 let source = KubeSource::try_default(KubeConfig::new(kinds))
                     .await

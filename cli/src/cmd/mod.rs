@@ -2,7 +2,8 @@
 mod agent;
 mod dns;
 mod echo;
-mod pending;
+mod ingress;
+mod lab;
 mod view;
 
 use std::process::ExitCode;
@@ -25,9 +26,9 @@ enum Command {
     /// Run the cluster DNS server.
     Dns(dns::Args),
     /// Run the ingress controller.
-    Ingress(pending::Args),
+    Ingress(ingress::Args),
     /// Run the local lab: a whole cluster in network namespaces.
-    Lab(pending::Args),
+    Lab(lab::Args),
     /// Run the echo backend used by the lab, tests and benchmarks.
     Echo(echo::Args),
 }
@@ -38,7 +39,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Echo(args) => echo::run(args),
         Command::Agent(args) => agent::run_cmd(args),
         Command::Dns(args) => dns::run(args),
-        Command::Ingress(args) => pending::run("ingress", "#8", args),
-        Command::Lab(args) => pending::run("lab", "#9", args),
+        Command::Ingress(args) => ingress::run(args),
+        Command::Lab(args) => lab::run(args),
     }
 }

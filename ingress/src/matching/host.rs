@@ -106,7 +106,7 @@ pub fn request_host(authority: &str) -> &str {
 
 /// For a wildcard match: the request host minus its first label, if that
 /// label is non-empty.
-pub(super) fn wildcard_suffix(host: &str) -> Option<&str> {
+pub(crate) fn wildcard_suffix(host: &str) -> Option<&str> {
     match host.split_once('.') {
         Some((first, rest)) if !first.is_empty() => Some(rest),
         _ => None,

@@ -28,6 +28,7 @@ mod table;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use host::wildcard_suffix;
 pub use host::{HostError, HostRule, request_host};
 pub use path::{PathError, PathRule, PathType, request_path};
 pub use table::RouteTable;

@@ -1,0 +1,200 @@
+//! Service backends: turning `service.name` + `service.port` of an Ingress
+//! into the ready endpoint addresses the proxy connects to, with the
+//! cluster crate's kube-proxy endpoint selection.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use strait_cluster::k8s_openapi::api::core::v1::ServicePort;
+use strait_cluster::{ClusterSnapshot, Protocol, Scope, select_endpoints, service};
+
+use crate::config::{PortRef, ServiceRef};
+
+/// The endpoints of one Service port, with the round-robin cursor the proxy
+/// advances.
+///
+/// It exists so every route to the same Service port shares one cursor (load
+/// spreads across routes) and the cursor survives rebuilds of the route
+/// table.
+#[derive(Debug)]
+pub struct Upstream {
+    /// `namespace/name:port`, for logs, metrics and error bodies.
+    name: Arc<str>,
+    /// Ready endpoints (serving-terminating ones when none is ready).
+    endpoints: Vec<SocketAddr>,
+    /// Why there are no endpoints, when there are none.
+    problem: Option<BackendProblem>,
+    /// Round-robin cursor, shared with the previous table's copy.
+    cursor: Arc<AtomicUsize>,
+}
+
+impl Upstream {
+    /// An upstream with fixed endpoints (tests and benchmarks).
+    pub fn fixed(name: &str, endpoints: Vec<SocketAddr>) -> Self {
+        Self {
+            name: Arc::from(name),
+            endpoints,
+            problem: None,
+            cursor: Arc::default(),
+        }
+    }
+
+    /// `namespace/name:port`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The endpoint addresses, sorted.
+    pub fn endpoints(&self) -> &[SocketAddr] {
+        &self.endpoints
+    }
+
+    /// Why the upstream has no endpoints (`None` when it has some, or when
+    /// the Service simply has no ready pods).
+    pub fn problem(&self) -> Option<&BackendProblem> {
+        self.problem.as_ref()
+    }
+
+    /// The endpoints in the order to try them for one request: round-robin
+    /// start, then the following ones (for retries), at most `attempts`.
+    pub fn attempt_order(&self, attempts: usize) -> impl Iterator<Item = SocketAddr> + '_ {
+        let len = self.endpoints.len();
+        let start = if len == 0 {
+            0
+        } else {
+            self.cursor.fetch_add(1, Ordering::Relaxed) % len
+        };
+        (0..len.min(attempts)).filter_map(move |i| self.endpoints.get((start + i) % len).copied())
+    }
+}
+
+/// Why a Service backend has no usable endpoints, reported in logs and in
+/// the body of the 503 the client gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendProblem {
+    /// No Service of that name in the Ingress's namespace.
+    NoService,
+    /// The Service has no port with that number or name.
+    NoPort(PortRef),
+    /// The Service port is not TCP.
+    NotTcp(PortRef),
+    /// ExternalName Services have no endpoints to proxy to.
+    ExternalName,
+    /// The Ingress backend names no port.
+    MissingPort,
+}
+
+impl fmt::Display for BackendProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoService => f.write_str("the Service does not exist"),
+            Self::NoPort(p) => write!(f, "the Service has no port {p}"),
+            Self::NotTcp(p) => write!(f, "Service port {p} is not TCP"),
+            Self::ExternalName => f.write_str("ExternalName Services are not supported"),
+            Self::MissingPort => f.write_str("the backend names no Service port"),
+        }
+    }
+}
+
+/// Builds [`Upstream`]s for one rebuild, sharing one per Service port and
+/// carrying round-robin cursors over from the previous table.
+pub(crate) struct UpstreamResolver<'a> {
+    snapshot: &'a ClusterSnapshot,
+    previous: &'a HashMap<Arc<str>, Arc<AtomicUsize>>,
+    built: HashMap<Arc<str>, Arc<Upstream>>,
+}
+
+impl<'a> UpstreamResolver<'a> {
+    /// A resolver over `snapshot`; `previous` holds the cursors of the last
+    /// table by upstream name.
+    pub(crate) fn new(
+        snapshot: &'a ClusterSnapshot,
+        previous: &'a HashMap<Arc<str>, Arc<AtomicUsize>>,
+    ) -> Self {
+        Self {
+            snapshot,
+            previous,
+            built: HashMap::new(),
+        }
+    }
+
+    /// The upstream for `service` (one per Service port per rebuild).
+    pub(crate) fn resolve(&mut self, service: &ServiceRef) -> Arc<Upstream> {
+        let name: Arc<str> = Arc::from(service.to_string());
+        if let Some(up) = self.built.get(&name) {
+            return up.clone();
+        }
+        let (endpoints, problem) = match self.endpoints(service) {
+            Ok(endpoints) => (endpoints, None),
+            Err(problem) => (Vec::new(), Some(problem)),
+        };
+        let cursor = self.previous.get(&name).cloned().unwrap_or_default();
+        let up = Arc::new(Upstream {
+            name: name.clone(),
+            endpoints,
+            problem,
+            cursor,
+        });
+        self.built.insert(name, up.clone());
+        up
+    }
+
+    /// The cursors of this rebuild, to hand to the next one.
+    pub(crate) fn into_cursors(self) -> HashMap<Arc<str>, Arc<AtomicUsize>> {
+        self.built
+            .into_iter()
+            .map(|(name, up)| (name, up.cursor.clone()))
+            .collect()
+    }
+
+    fn endpoints(&self, target: &ServiceRef) -> Result<Vec<SocketAddr>, BackendProblem> {
+        let svc = self
+            .snapshot
+            .service(&target.namespace, &target.name)
+            .ok_or(BackendProblem::NoService)?;
+        if service::service_type(svc) == strait_cluster::ServiceType::ExternalName {
+            return Err(BackendProblem::ExternalName);
+        }
+        let port = find_port(service::ports(svc), &target.port)
+            .ok_or_else(|| BackendProblem::NoPort(target.port.clone()))?;
+        if strait_cluster::service_port_protocol(port) != Some(Protocol::Tcp) {
+            return Err(BackendProblem::NotTcp(target.port.clone()));
+        }
+        let slices = self.snapshot.slices_for(&target.namespace, &target.name);
+        Ok(select_endpoints(svc, slices, port, &Scope::Cluster)
+            .iter()
+            .map(|b| b.socket_addr())
+            .collect())
+    }
+}
+
+/// The Service port an Ingress backend names: `port.number` is the Service
+/// port (not the target port), `port.name` a Service port's name.
+fn find_port<'s>(ports: &'s [ServicePort], want: &PortRef) -> Option<&'s ServicePort> {
+    ports.iter().find(|p| match want {
+        PortRef::Number(n) => p.port == i32::from(*n),
+        PortRef::Name(name) => p.name.as_deref() == Some(name.as_str()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attempt_order_rotates_and_caps() {
+        let eps: Vec<SocketAddr> = (1..=3)
+            .map(|i| SocketAddr::from(([127, 0, 0, i], 80)))
+            .collect();
+        let up = Upstream::fixed("ns/s:80", eps.clone());
+        let first: Vec<_> = up.attempt_order(2).collect();
+        assert_eq!(first, vec![eps[0], eps[1]]);
+        let second: Vec<_> = up.attempt_order(5).collect();
+        assert_eq!(second, vec![eps[1], eps[2], eps[0]]);
+        let empty = Upstream::fixed("ns/s:80", Vec::new());
+        assert_eq!(empty.attempt_order(3).count(), 0);
+    }
+}

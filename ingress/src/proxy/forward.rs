@@ -1,0 +1,340 @@
+//! Sending a request to one of an upstream's endpoints: a pooled keep-alive
+//! HTTP/1.1 client, round-robin endpoint order, another endpoint when
+//! connecting fails, and the read timeout.
+
+use std::collections::HashMap;
+use std::error::Error as _;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use hyper::body::{Body as _, Incoming};
+use hyper::{HeaderMap, Method, Request, Response, Uri, Version};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use super::responses::full;
+use super::{Body, BoxError};
+use crate::backend::Upstream;
+use crate::config::Timeouts;
+
+/// Request bodies up to this size are buffered so the request can be sent
+/// to another endpoint when connecting fails; larger or streaming bodies
+/// get one attempt.
+pub const REPLAYABLE_BODY: u64 = 64 * 1024;
+
+/// Why a request could not be forwarded.
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    /// The upstream has no endpoints.
+    #[error("{upstream} has no ready endpoints{why}")]
+    NoEndpoints {
+        /// `namespace/name:port`.
+        upstream: String,
+        /// Why, when it is a configuration problem: ` (the Service does not exist)`.
+        why: String,
+    },
+    /// No endpoint accepted a connection.
+    #[error("no endpoint of {upstream} accepted a connection (tried {tried}): {last}")]
+    Connect {
+        /// `namespace/name:port`.
+        upstream: String,
+        /// Endpoints tried.
+        tried: usize,
+        /// The last connect error.
+        last: String,
+        /// Whether the last failure was a timeout.
+        timed_out: bool,
+    },
+    /// The upstream did not answer in time.
+    #[error("{endpoint} of {upstream} sent no response within {timeout:?}")]
+    Timeout {
+        /// `namespace/name:port`.
+        upstream: String,
+        /// The endpoint.
+        endpoint: SocketAddr,
+        /// The read timeout.
+        timeout: Duration,
+    },
+    /// The upstream connection failed after connecting.
+    #[error("{endpoint} of {upstream} failed: {reason}")]
+    Upstream {
+        /// `namespace/name:port`.
+        upstream: String,
+        /// The endpoint.
+        endpoint: SocketAddr,
+        /// What happened.
+        reason: String,
+    },
+    /// The client's request body failed while it was being buffered.
+    #[error("reading the request body: {0}")]
+    ClientBody(String),
+    /// The request body is larger than the Ingress allows.
+    #[error(
+        "the request body is larger than the {limit} bytes this Ingress allows (nginx.ingress.kubernetes.io/proxy-body-size)"
+    )]
+    TooLarge {
+        /// The limit in bytes.
+        limit: u64,
+    },
+}
+
+/// Per-request settings from the route (annotations).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SendOptions {
+    /// Connect timeout instead of the controller's.
+    pub connect_timeout: Option<Duration>,
+    /// Response-head timeout instead of the controller's.
+    pub read_timeout: Option<Duration>,
+    /// Largest request body.
+    pub body_limit: Option<u64>,
+}
+
+/// The part of the request that is re-sent on every attempt.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// The method.
+    pub method: Method,
+    /// Path and query (origin form).
+    pub path_and_query: String,
+    /// Headers, already rewritten for upstream.
+    pub headers: HeaderMap,
+}
+
+/// A request body, buffered when it may be needed again.
+enum Payload {
+    Replayable(Bytes),
+    Stream(Body),
+}
+
+/// The pooled upstream client.
+///
+/// It exists so connections to endpoints are reused across requests (and
+/// across route-table rebuilds: the pool is keyed by endpoint address).
+#[derive(Clone, Debug)]
+pub struct UpstreamClient {
+    client: Client<HttpConnector, Body>,
+    /// Clients for Ingresses with their own connect timeout, by timeout.
+    custom: Arc<Mutex<HashMap<Duration, Client<HttpConnector, Body>>>>,
+    connect_timeout: Duration,
+    idle_timeout: Duration,
+    read_timeout: Duration,
+    max_attempts: usize,
+}
+
+/// A pooled keep-alive HTTP/1.1 client connecting with `connect_timeout`.
+fn pooled(connect_timeout: Duration, idle_timeout: Duration) -> Client<HttpConnector, Body> {
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(connect_timeout));
+    connector.set_nodelay(true);
+    connector.enforce_http(true);
+    Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .pool_idle_timeout(idle_timeout)
+        .pool_max_idle_per_host(256)
+        .retry_canceled_requests(true)
+        .set_host(false)
+        .build(connector)
+}
+
+impl UpstreamClient {
+    /// A client with `timeouts`, trying at most `max_attempts` endpoints.
+    pub fn new(timeouts: &Timeouts, max_attempts: usize) -> Self {
+        Self {
+            client: pooled(timeouts.connect, timeouts.upstream_idle),
+            custom: Arc::default(),
+            connect_timeout: timeouts.connect,
+            idle_timeout: timeouts.upstream_idle,
+            read_timeout: timeouts.read,
+            max_attempts: max_attempts.max(1),
+        }
+    }
+
+    /// The client for a connect timeout (the shared one unless an Ingress
+    /// sets its own).
+    fn client_for(&self, connect_timeout: Option<Duration>) -> Client<HttpConnector, Body> {
+        match connect_timeout {
+            Some(t) if t != self.connect_timeout => {
+                // A poisoned lock only means another request panicked while
+                // inserting; the map is still usable.
+                let mut map = self.custom.lock().unwrap_or_else(|e| e.into_inner());
+                map.entry(t)
+                    .or_insert_with(|| pooled(t, self.idle_timeout))
+                    .clone()
+            }
+            _ => self.client.clone(),
+        }
+    }
+
+    /// Sends `request` to an endpoint of `upstream` and returns the
+    /// response head (body streaming) and the endpoint that answered.
+    pub async fn send(
+        &self,
+        upstream: &Upstream,
+        request: Outgoing,
+        body: Incoming,
+        options: SendOptions,
+    ) -> Result<(Response<Incoming>, SocketAddr), ForwardError> {
+        if upstream.endpoints().is_empty() {
+            return Err(ForwardError::NoEndpoints {
+                upstream: upstream.name().to_owned(),
+                why: upstream
+                    .problem()
+                    .map(|p| format!(" ({p})"))
+                    .unwrap_or_default(),
+            });
+        }
+        let client = self.client_for(options.connect_timeout);
+        let read_timeout = options.read_timeout.unwrap_or(self.read_timeout);
+        let mut payload = self.payload(body, options.body_limit).await?;
+        let mut tried = 0;
+        let mut last = String::new();
+        let mut timed_out = false;
+        let order: Vec<SocketAddr> = upstream.attempt_order(self.max_attempts).collect();
+        for endpoint in order {
+            let (body, again) = match payload {
+                Payload::Replayable(ref bytes) => (full(bytes.clone()), true),
+                Payload::Stream(body) => {
+                    // A streamed body is gone after one attempt.
+                    payload = Payload::Replayable(Bytes::new());
+                    (body, false)
+                }
+            };
+            let req = build(&request, endpoint, body)?;
+            tried += 1;
+            match tokio::time::timeout(read_timeout, client.request(req)).await {
+                Ok(Ok(resp)) => return Ok((resp, endpoint)),
+                Ok(Err(e)) if e.is_connect() => {
+                    timed_out = is_timeout(&e);
+                    last = chain(&e);
+                    tracing::warn!(
+                        upstream = upstream.name(),
+                        %endpoint,
+                        error = %last,
+                        "upstream connect failed"
+                    );
+                    if !again {
+                        break;
+                    }
+                }
+                Ok(Err(e)) => {
+                    if let Some(limit) = options.body_limit.filter(|_| exceeded_limit(&e)) {
+                        return Err(ForwardError::TooLarge { limit });
+                    }
+                    return Err(ForwardError::Upstream {
+                        upstream: upstream.name().to_owned(),
+                        endpoint,
+                        reason: chain(&e),
+                    });
+                }
+                Err(_) => {
+                    return Err(ForwardError::Timeout {
+                        upstream: upstream.name().to_owned(),
+                        endpoint,
+                        timeout: read_timeout,
+                    });
+                }
+            }
+        }
+        Err(ForwardError::Connect {
+            upstream: upstream.name().to_owned(),
+            tried,
+            last,
+            timed_out,
+        })
+    }
+
+    /// Buffers small request bodies so they can be sent again, and
+    /// enforces the body limit.
+    async fn payload(&self, body: Incoming, limit: Option<u64>) -> Result<Payload, ForwardError> {
+        if body.is_end_stream() {
+            return Ok(Payload::Replayable(Bytes::new()));
+        }
+        let hint = body.size_hint();
+        if let Some(limit) = limit
+            && hint.lower() > limit
+        {
+            return Err(ForwardError::TooLarge { limit });
+        }
+        if hint.upper().is_some_and(|n| n <= REPLAYABLE_BODY) {
+            let collected = tokio::time::timeout(self.read_timeout, body.collect())
+                .await
+                .map_err(|_| ForwardError::ClientBody("timed out".into()))?
+                .map_err(|e| ForwardError::ClientBody(e.to_string()))?;
+            return Ok(Payload::Replayable(collected.to_bytes()));
+        }
+        Ok(Payload::Stream(match limit {
+            // usize is 64 bits on every target Strait builds for.
+            Some(limit) => {
+                Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX)).boxed_unsync()
+            }
+            None => body.map_err(BoxError::from).boxed_unsync(),
+        }))
+    }
+}
+
+/// One attempt's request to `endpoint`.
+fn build(
+    request: &Outgoing,
+    endpoint: SocketAddr,
+    body: Body,
+) -> Result<Request<Body>, ForwardError> {
+    let uri = Uri::builder()
+        .scheme("http")
+        .authority(endpoint.to_string())
+        .path_and_query(request.path_and_query.as_str())
+        .build()
+        .map_err(|e| ForwardError::Upstream {
+            upstream: String::new(),
+            endpoint,
+            reason: format!("bad request target: {e}"),
+        })?;
+    let mut req = Request::new(body);
+    *req.method_mut() = request.method.clone();
+    *req.uri_mut() = uri;
+    *req.version_mut() = Version::HTTP_11;
+    *req.headers_mut() = request.headers.clone();
+    Ok(req)
+}
+
+/// An error and its sources, for logs and bodies.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// Whether a connect error was a timeout.
+fn is_timeout(e: &hyper_util::client::legacy::Error) -> bool {
+    let mut source = e.source();
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::TimedOut
+        {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// Whether a request failed because its body went over the limit.
+fn exceeded_limit(e: &hyper_util::client::legacy::Error) -> bool {
+    let mut source = e.source();
+    while let Some(s) = source {
+        if s.is::<LengthLimitError>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
