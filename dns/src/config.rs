@@ -75,6 +75,9 @@ pub struct DnsConfig {
     pub max_tcp_connections: usize,
     /// Most forwarded queries in flight at once.
     pub max_forwards_in_flight: usize,
+    /// Walk a client's search list on the server when its namespace is
+    /// known from its address (needs Pods in the cluster view).
+    pub autopath: bool,
 }
 
 impl Default for DnsConfig {
@@ -92,6 +95,7 @@ impl Default for DnsConfig {
             max_udp_payload: 1232,
             max_tcp_connections: 1024,
             max_forwards_in_flight: 1024,
+            autopath: false,
         }
     }
 }

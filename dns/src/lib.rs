@@ -15,6 +15,7 @@
 #![warn(missing_docs)]
 
 pub mod authority;
+pub mod autopath;
 pub mod config;
 pub mod error;
 pub mod forward;

@@ -39,6 +39,7 @@ pub struct Metrics {
     cache_hits: Counter,
     cache_misses: Counter,
     stale_answers: Counter,
+    autopath_answers: Counter,
     services: Gauge,
 }
 
@@ -75,6 +76,7 @@ impl Metrics {
         let cache_hits = Counter::default();
         let cache_misses = Counter::default();
         let stale_answers = Counter::default();
+        let autopath_answers = Counter::default();
         let services = Gauge::default();
         registry.register(
             "queries",
@@ -107,6 +109,11 @@ impl Metrics {
             stale_answers.clone(),
         );
         registry.register(
+            "autopath_answers",
+            "Search-list expansions answered with a CNAME to the name that exists (autopath)",
+            autopath_answers.clone(),
+        );
+        registry.register(
             "services",
             "Services in the cluster-zone index",
             services.clone(),
@@ -119,6 +126,7 @@ impl Metrics {
             cache_hits,
             cache_misses,
             stale_answers,
+            autopath_answers,
             services,
         }
     }
@@ -154,6 +162,11 @@ impl Metrics {
     /// Count a stale answer.
     pub fn stale_answer(&self) {
         self.stale_answers.inc();
+    }
+
+    /// Count an autopath answer.
+    pub fn autopath_answer(&self) {
+        self.autopath_answers.inc();
     }
 
     /// Record the index size.

@@ -238,3 +238,112 @@ async fn the_cluster_zone_is_never_served_stale() {
     }
     assert_eq!(up.queries.load(Ordering::SeqCst), 0);
 }
+
+/// The fixture plus a pod in `default` whose address is the test client's
+/// (127.0.0.1), so autopath knows the client's namespace.
+fn fixture_with_client_pod() -> strait_cluster::ClusterSnapshot {
+    let pod = "---\napiVersion: v1\nkind: Pod\nmetadata: {name: client, namespace: default}\n\
+               spec: {containers: [{name: c, image: x}]}\n\
+               status: {podIP: 127.0.0.1, podIPs: [{ip: 127.0.0.1}]}\n";
+    let report = ManifestLoader::parse_str("fixture.yaml", &format!("{}{pod}", common::FIXTURE));
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    report.to_snapshot()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autopath_answers_the_first_search_expansion_with_a_cname() {
+    let up = upstream().await;
+    let config = DnsConfig {
+        autopath: true,
+        ..forwarding(up.addr)
+    };
+    let server = start(
+        config,
+        ClusterView::from_snapshot(fixture_with_client_pod()),
+    )
+    .await;
+    let addr = server.udp_addr();
+
+    // An external name: walked to the bare name upstream in one query.
+    let got = udp(
+        addr,
+        "www.example.com.default.svc.cluster.local.",
+        RecordType::A,
+        None,
+    )
+    .await;
+    assert_eq!(got.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(
+        lines(&got.answers),
+        [
+            "www.example.com. A 192.0.2.1",
+            "www.example.com.default.svc.cluster.local. CNAME www.example.com."
+        ]
+    );
+    assert_eq!(up.queries.load(Ordering::SeqCst), 1);
+    // A name of another namespace (`web.default` typed in `default`): found
+    // in the zone at the second search element, nothing goes upstream.
+    let got = udp(
+        addr,
+        "web.default.default.svc.cluster.local.",
+        RecordType::A,
+        None,
+    )
+    .await;
+    assert_eq!(
+        lines(&got.answers),
+        [
+            "web.default.default.svc.cluster.local. CNAME web.default.svc.cluster.local.",
+            "web.default.svc.cluster.local. A 10.96.0.10"
+        ]
+    );
+    assert_eq!(up.queries.load(Ordering::SeqCst), 1);
+    // Nothing anywhere: the client's own NXDOMAIN, so its walk goes on.
+    let got = udp(
+        addr,
+        "nxname.default.svc.cluster.local.",
+        RecordType::A,
+        None,
+    )
+    .await;
+    assert_eq!(got.metadata.response_code, ResponseCode::NXDomain);
+    assert!(got.answers.is_empty());
+    // Over TCP too.
+    let got = common::tcp(
+        server.tcp_addr(),
+        "www.example.com.default.svc.cluster.local.",
+        RecordType::A,
+    )
+    .await;
+    assert_eq!(got.answers.len(), 2, "{:?}", lines(&got.answers));
+    // Another namespace's search domain is not this client's walk.
+    let before = up.queries.load(Ordering::SeqCst);
+    let got = udp(
+        addr,
+        "www.example.com.other.svc.cluster.local.",
+        RecordType::A,
+        None,
+    )
+    .await;
+    assert_eq!(got.metadata.response_code, ResponseCode::NXDomain);
+    assert_eq!(up.queries.load(Ordering::SeqCst), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_autopath_the_first_expansion_is_nxdomain() {
+    let up = upstream().await;
+    let server = start(
+        forwarding(up.addr),
+        ClusterView::from_snapshot(fixture_with_client_pod()),
+    )
+    .await;
+    let got = udp(
+        server.udp_addr(),
+        "www.example.com.default.svc.cluster.local.",
+        RecordType::A,
+        None,
+    )
+    .await;
+    assert_eq!(got.metadata.response_code, ResponseCode::NXDomain);
+    assert_eq!(up.queries.load(Ordering::SeqCst), 0);
+}

@@ -139,7 +139,7 @@ impl IngressServer {
             .or_else(|| https_addr.map(|a| a.port()));
         let handler = Arc::new(Handler::new(
             router.clone(),
-            UpstreamClient::new(&config.timeouts, config.max_attempts),
+            UpstreamClient::new(&config.timeouts, config.max_attempts, metrics.clone()),
             metrics.clone(),
             https_port,
             config.access_log,

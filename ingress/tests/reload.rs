@@ -6,6 +6,8 @@ mod common;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -34,16 +36,23 @@ spec:
     )
 }
 
-/// An upstream that answers `slow` after `delay`.
-async fn slow_backend(delay: Duration) -> (SocketAddr, Task) {
+/// An upstream that answers `slow` after `delay`, counting the requests
+/// it has received.
+async fn slow_backend(delay: Duration) -> (SocketAddr, Arc<AtomicUsize>, Task) {
     let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = l.local_addr().expect("addr");
+    let received = Arc::new(AtomicUsize::new(0));
+    let counter = received.clone();
     let task = tokio::spawn(async move {
         while let Ok((s, _)) = l.accept().await {
+            let counter = counter.clone();
             tokio::spawn(async move {
-                let svc = service_fn(move |_req| async move {
-                    tokio::time::sleep(delay).await;
-                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"slow"))))
+                let svc = service_fn(move |_req| {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    async move {
+                        tokio::time::sleep(delay).await;
+                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"slow"))))
+                    }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(s), svc)
@@ -51,7 +60,15 @@ async fn slow_backend(delay: Duration) -> (SocketAddr, Task) {
             });
         }
     });
-    (addr, Task(task))
+    (addr, received, Task(task))
+}
+
+/// Waits until `counter` reached `n`.
+async fn reached(counter: &AtomicUsize, n: usize) {
+    eventually("the upstream received the request", || async {
+        counter.load(Ordering::SeqCst) >= n
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -114,21 +131,32 @@ async fn config_swaps_during_a_keep_alive_sequence_drop_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_request_survives_a_config_swap() {
     let m = Manifests::new();
-    let (slow, _slow) = slow_backend(Duration::from_millis(1500)).await;
+    let (slow, received, _slow) = slow_backend(Duration::from_millis(3000)).await;
     m.write("slow.yaml", &service("apps", "slow", "http", 80, &[slow]));
     m.write("ing.yaml", &route_to("slow"));
     let ingress = start(&m, config()).await;
     let addr = ingress.http_addr().expect("addr");
 
     let in_flight = tokio::spawn(async move { get(addr, "web.example.com", "/long").await });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    reached(&received, 1).await;
     // Remove the route and the Service while the request is in flight.
     m.remove("ing.yaml");
     m.remove("slow.yaml");
-    eventually("the route is gone for new requests", || async {
-        get(addr, "web.example.com", "/").await.status == StatusCode::NOT_FOUND
+    // Watch the router rather than probing with requests, which would hit
+    // the slow backend until the swap.
+    eventually("the route is gone", || async {
+        ingress.router().route("web.example.com", "/").is_none()
     })
     .await;
+    assert_eq!(
+        get(addr, "web.example.com", "/").await.status,
+        StatusCode::NOT_FOUND,
+        "new requests see the new configuration"
+    );
+    assert!(
+        !in_flight.is_finished(),
+        "the swap happened while the request was in flight"
+    );
     let reply = in_flight.await.expect("task");
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     assert_eq!(reply.text(), "slow");
@@ -138,7 +166,7 @@ async fn a_long_request_survives_a_config_swap() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown_drains_in_flight_requests() {
     let m = Manifests::new();
-    let (slow, _slow) = slow_backend(Duration::from_millis(800)).await;
+    let (slow, received, _slow) = slow_backend(Duration::from_millis(800)).await;
     m.write("slow.yaml", &service("apps", "slow", "http", 80, &[slow]));
     m.write("ing.yaml", &route_to("slow"));
     let mut cfg = config();
@@ -168,7 +196,7 @@ async fn graceful_shutdown_drains_in_flight_requests() {
     );
 
     let in_flight = tokio::spawn(async move { get(addr, "web.example.com", "/drain").await });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    reached(&received, 1).await;
     tokio::time::timeout(SETTLE, ingress.shutdown())
         .await
         .expect("shutdown finishes after draining");

@@ -193,6 +193,7 @@ fn command(state: &LabState, paths: &LabPaths, pod: &PodState) -> Option<Spawn> 
             "--http",
             "0.0.0.0:9153",
             "--no-forward",
+            "--autopath",
         ]
         .map(String::from)
         .to_vec(),

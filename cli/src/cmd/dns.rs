@@ -35,6 +35,11 @@ pub struct Args {
     /// being forwarded (the lab, whose namespaces have no way out, uses it).
     #[arg(long, conflicts_with = "upstream")]
     no_forward: bool,
+    /// Server-side search path: a pod's first search expansion of a name is
+    /// answered with a CNAME to the name that exists (watches Pods to learn
+    /// each client's namespace from its address).
+    #[arg(long)]
+    autopath: bool,
     /// Most entries in the forward cache.
     #[arg(long, default_value_t = 10_000)]
     cache_entries: usize,
@@ -60,6 +65,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ttl: args.ttl,
         upstreams,
         cache_entries: args.cache_entries,
+        autopath: args.autopath,
         ..DnsConfig::default()
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -70,9 +76,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let view = match &args.manifests {
             Some(dir) => ClusterView::spawn(ManifestSource::new(dir)),
             None => {
-                // Pods only when pod records are verified against them.
+                // Pods only for verified pod records or autopath.
                 let mut kinds = Component::Dns.kinds();
-                if args.pod_records != PodRecords::Verified {
+                if args.pod_records != PodRecords::Verified && !args.autopath {
                     for kind in Component::Dns.optional_kinds().iter() {
                         kinds.remove(kind);
                     }

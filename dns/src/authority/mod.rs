@@ -111,6 +111,11 @@ impl Authority {
         &self.zone
     }
 
+    /// The TTL of cluster records.
+    pub fn ttl(&self) -> u32 {
+        self.ttl
+    }
+
     /// The shared index this authority reads.
     pub fn index(&self) -> &Arc<RwLock<Index>> {
         &self.index

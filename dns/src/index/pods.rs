@@ -86,6 +86,12 @@ impl PodIndex {
             .is_some_and(|list| list.iter().any(|n| &**n == ns))
     }
 
+    /// The (lowercase) namespaces of the pods holding `ip`: how autopath
+    /// learns a client's search path from its source address.
+    pub(crate) fn namespaces_of(&self, ip: IpAddr) -> &[Box<str>] {
+        self.by_ip.get(&ip).map_or(&[], Vec::as_slice)
+    }
+
     /// Whether namespace `ns` (any case) has pods.
     pub(crate) fn has_namespace(&self, ns: &str) -> bool {
         let mut buf = [0; MAX_LABEL];

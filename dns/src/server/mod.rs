@@ -76,12 +76,15 @@ impl DnsServer {
                 Cache::new(config.cache_entries, config.cache_max_ttl, MAX_STALE),
             )
         });
-        let handler = Arc::new(Handler::new(
-            authority,
-            forwarder,
-            Arc::new(Metrics::new()),
-            config.max_udp_payload,
-        ));
+        let handler = Arc::new(
+            Handler::new(
+                authority,
+                forwarder,
+                Arc::new(Metrics::new()),
+                config.max_udp_payload,
+            )
+            .with_autopath(config.autopath),
+        );
         Ok(DnsServer {
             handler,
             index,

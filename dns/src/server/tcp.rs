@@ -40,6 +40,7 @@ pub(super) async fn serve(listener: TcpListener, handler: Arc<Handler>, max_conn
 }
 
 async fn connection(mut stream: TcpStream, handler: &Handler) -> std::io::Result<()> {
+    let client = stream.peer_addr().ok().map(|a| a.ip().to_canonical());
     loop {
         let len = match tokio::time::timeout(IDLE, stream.read_u16()).await {
             Ok(Ok(len)) => usize::from(len),
@@ -51,7 +52,10 @@ async fn connection(mut stream: TcpStream, handler: &Handler) -> std::io::Result
         tokio::time::timeout(IDLE, stream.read_exact(&mut request))
             .await
             .map_err(|_| std::io::ErrorKind::TimedOut)??;
-        let Some(response) = handler.handle_full(&request, Transport::Tcp).await else {
+        let Some(response) = handler
+            .handle_full_from(&request, Transport::Tcp, client)
+            .await
+        else {
             continue;
         };
         let Ok(len) = u16::try_from(response.len()) else {

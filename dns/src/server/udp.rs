@@ -26,7 +26,7 @@ pub(super) async fn serve(socket: Arc<UdpSocket>, handler: Arc<Handler>, max_for
         let Some(request) = buf.get(..len) else {
             continue;
         };
-        match handler.handle(request, Transport::Udp) {
+        match handler.handle_from(request, Transport::Udp, Some(peer.ip().to_canonical())) {
             Step::Reply(bytes) => {
                 if let Err(error) = socket.send_to(&bytes, peer).await {
                     tracing::debug!(%error, %peer, "udp send failed");

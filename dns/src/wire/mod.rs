@@ -4,13 +4,15 @@
 //! Nothing here does I/O except through the forwarder, so the transports
 //! stay thin and every rule is testable with plain byte slices.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use hickory_proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
-use hickory_proto::rr::{DNSClass, RecordType};
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::{DNSClass, Name, RecordType};
 
 use crate::authority::{Answer, Authority, Resolution};
+use crate::autopath;
 use crate::forward::{Forwarder, Source};
 use crate::metrics::Metrics;
 
@@ -57,6 +59,9 @@ pub struct Pending {
     request: Message,
     limit: usize,
     started: Instant,
+    /// Set when this is the last step of an autopath walk: the bare name to
+    /// ask upstream, and the NXDOMAIN to send if that fails too.
+    autopath: Option<(Name, Answer)>,
 }
 
 /// The request handler shared by every transport.
@@ -69,6 +74,7 @@ pub struct Handler {
     forwarder: Option<Forwarder>,
     metrics: Arc<Metrics>,
     max_udp_payload: u16,
+    autopath: bool,
 }
 
 impl Handler {
@@ -85,7 +91,16 @@ impl Handler {
             forwarder: forwarder.filter(Forwarder::enabled),
             metrics,
             max_udp_payload: max_udp_payload.max(512),
+            autopath: false,
         }
+    }
+
+    /// Turns on the server-side search path ([`autopath`]) for requests
+    /// whose client address is known.
+    #[must_use]
+    pub fn with_autopath(mut self, on: bool) -> Handler {
+        self.autopath = on;
+        self
     }
 
     /// The authority.
@@ -100,6 +115,11 @@ impl Handler {
 
     /// Handle one request without waiting on anything.
     pub fn handle(&self, bytes: &[u8], transport: Transport) -> Step {
+        self.handle_from(bytes, transport, None)
+    }
+
+    /// [`Handler::handle`] for a request from `client` (autopath needs it).
+    pub fn handle_from(&self, bytes: &[u8], transport: Transport, client: Option<IpAddr>) -> Step {
         let started = Instant::now();
         self.metrics.request(transport.label());
         let request = match Message::from_vec(bytes) {
@@ -140,6 +160,36 @@ impl Handler {
         let query = &request.queries[0];
         match self.authority.resolve(&query.name, query.query_type) {
             Resolution::Answer(answer) => {
+                let walk = match client {
+                    Some(ip) if self.autopath && answer.rcode == ResponseCode::NXDomain => {
+                        self.walk(&query.name, ip)
+                    }
+                    _ => None,
+                };
+                let Some(walk) = walk else {
+                    let mut response = self.response(&request, answer.rcode, true);
+                    fill(&mut response, answer);
+                    return Step::Reply(self.finish(response, limit, started));
+                };
+                // The rest of the client's search list inside the zone.
+                for candidate in &walk.in_zone {
+                    if let Resolution::Answer(found) =
+                        self.authority.resolve(candidate, query.query_type)
+                        && found.rcode == ResponseCode::NoError
+                        && !found.answers.is_empty()
+                    {
+                        let response = self.autopath_response(&request, candidate, found);
+                        return Step::Reply(self.finish(response, limit, started));
+                    }
+                }
+                if self.forwarder.is_some() {
+                    return Step::Forward(Box::new(Pending {
+                        request,
+                        limit,
+                        started,
+                        autopath: Some((walk.bare, answer)),
+                    }));
+                }
                 let mut response = self.response(&request, answer.rcode, true);
                 fill(&mut response, answer);
                 Step::Reply(self.finish(response, limit, started))
@@ -148,6 +198,7 @@ impl Handler {
                 request,
                 limit,
                 started,
+                autopath: None,
             })),
             Resolution::Forward => {
                 let response = self.response(&request, ResponseCode::Refused, false);
@@ -162,11 +213,36 @@ impl Handler {
             request,
             limit,
             started,
+            autopath,
         } = pending;
         let Some(forwarder) = &self.forwarder else {
             let response = self.response(&request, ResponseCode::Refused, false);
             return self.finish(response, limit, started);
         };
+        if let Some((bare, nxdomain)) = autopath {
+            let query = Query::query(bare.clone(), request.queries[0].query_type);
+            let response = match forwarder.resolve(&query).await {
+                Ok((found, _))
+                    if found.rcode == ResponseCode::NoError && !found.answers.is_empty() =>
+                {
+                    let answer = Answer {
+                        rcode: found.rcode,
+                        answers: found.answers,
+                        authorities: Vec::new(),
+                        additionals: Vec::new(),
+                    };
+                    self.autopath_response(&request, &bare, answer)
+                }
+                // The walk found nothing: the client's own NXDOMAIN, so it
+                // goes on exactly as without autopath.
+                _ => {
+                    let mut response = self.response(&request, nxdomain.rcode, true);
+                    fill(&mut response, nxdomain);
+                    response
+                }
+            };
+            return self.finish(response, limit, started);
+        }
         let query = &request.queries[0];
         let response = match forwarder.resolve(query).await {
             Ok((cached, source)) => {
@@ -206,11 +282,39 @@ impl Handler {
     /// Handle one request to the end, forwarding inline if needed (TCP,
     /// tests, fuzzing).
     pub async fn handle_full(&self, bytes: &[u8], transport: Transport) -> Option<Vec<u8>> {
-        match self.handle(bytes, transport) {
+        self.handle_full_from(bytes, transport, None).await
+    }
+
+    /// [`Handler::handle_full`] for a request from `client`.
+    pub async fn handle_full_from(
+        &self,
+        bytes: &[u8],
+        transport: Transport,
+        client: Option<IpAddr>,
+    ) -> Option<Vec<u8>> {
+        match self.handle_from(bytes, transport, client) {
             Step::Reply(bytes) => Some(bytes),
             Step::Drop => None,
             Step::Forward(pending) => Some(self.forward(*pending).await),
         }
+    }
+
+    /// The client's namespaces' search walk for `qname`.
+    fn walk(&self, qname: &Name, client: IpAddr) -> Option<autopath::Walk> {
+        let index = self.authority.index().read().ok()?;
+        let namespaces = index.pods().namespaces_of(client);
+        autopath::walk(qname, namespaces, self.authority.zone().name())
+    }
+
+    /// NOERROR with `qname CNAME target` and the target's records.
+    fn autopath_response(&self, request: &Message, target: &Name, found: Answer) -> Message {
+        self.metrics.autopath_answer();
+        let qname = &request.queries[0].name;
+        let mut response = self.response(request, ResponseCode::NoError, false);
+        response.answers =
+            autopath::cname_answer(qname, target, self.authority.ttl(), found.answers);
+        response.additionals = found.additionals;
+        response
     }
 
     fn response(&self, request: &Message, rcode: ResponseCode, authoritative: bool) -> Message {

@@ -20,6 +20,7 @@ use super::responses::full;
 use super::{Body, BoxError};
 use crate::backend::Upstream;
 use crate::config::Timeouts;
+use crate::metrics::Metrics;
 
 /// Request bodies up to this size are buffered so the request can be sent
 /// to another endpoint when connecting fails; larger or streaming bodies
@@ -123,6 +124,7 @@ pub struct UpstreamClient {
     idle_timeout: Duration,
     read_timeout: Duration,
     max_attempts: usize,
+    metrics: Arc<Metrics>,
 }
 
 /// A pooled keep-alive HTTP/1.1 client connecting with `connect_timeout`.
@@ -142,8 +144,9 @@ fn pooled(connect_timeout: Duration, idle_timeout: Duration) -> Client<HttpConne
 }
 
 impl UpstreamClient {
-    /// A client with `timeouts`, trying at most `max_attempts` endpoints.
-    pub fn new(timeouts: &Timeouts, max_attempts: usize) -> Self {
+    /// A client with `timeouts`, trying at most `max_attempts` endpoints,
+    /// counting connect failures into `metrics`.
+    pub fn new(timeouts: &Timeouts, max_attempts: usize, metrics: Arc<Metrics>) -> Self {
         Self {
             client: pooled(timeouts.connect, timeouts.upstream_idle),
             custom: Arc::default(),
@@ -151,6 +154,7 @@ impl UpstreamClient {
             idle_timeout: timeouts.upstream_idle,
             read_timeout: timeouts.read,
             max_attempts: max_attempts.max(1),
+            metrics,
         }
     }
 
@@ -209,6 +213,7 @@ impl UpstreamClient {
             match tokio::time::timeout(read_timeout, client.request(req)).await {
                 Ok(Ok(resp)) => return Ok((resp, endpoint)),
                 Ok(Err(e)) if e.is_connect() => {
+                    self.metrics.connect_failure();
                     timed_out = is_timeout(&e);
                     last = chain(&e);
                     tracing::warn!(

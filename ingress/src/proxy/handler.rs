@@ -188,9 +188,14 @@ impl Handler {
             restore_upgrade(&mut headers, protocol.clone());
         }
         join_cookies(&mut headers);
-        if let Some(h) = &host_value {
-            headers.insert(header::HOST, h.clone());
-        }
+        // HTTP/1.1 upstreams require a Host header; an HTTP/1.0 client may
+        // have sent none, and then it is empty (RFC 9112 §3.2).
+        headers.insert(
+            header::HOST,
+            host_value
+                .clone()
+                .unwrap_or_else(|| HeaderValue::from_static("")),
+        );
         let client = ClientSide {
             ip: conn.peer.ip().to_canonical(),
             port: conn.local.port(),
@@ -265,11 +270,6 @@ impl Handler {
                     ForwardError::ClientBody(_) => StatusCode::BAD_REQUEST,
                     ForwardError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
                 };
-                if let ForwardError::Connect { tried, .. } = &e {
-                    for _ in 0..*tried {
-                        self.metrics.connect_failure();
-                    }
-                }
                 tracing::warn!(upstream = upstream.name(), error = %e, status = status.as_u16(), "proxy error");
                 (text(status, &e.to_string()), None)
             }
