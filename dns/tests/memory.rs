@@ -52,3 +52,41 @@ fn index_memory_for_ten_thousand_services() {
         with_index.saturating_sub(with_view) * 1024 / 10_000
     );
 }
+
+/// What autopath costs: the Pods it must watch (cluster view) and the
+/// address → namespace index built from them, for 10 000 pods.
+#[test]
+#[ignore = "measurement; prints figures"]
+fn autopath_memory_for_ten_thousand_pods() {
+    let mut yaml = String::new();
+    for i in 0..10_000usize {
+        yaml.push_str(&format!(
+            "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: pod-{i}, namespace: ns-{}, labels: {{app: a{}}}}}\n\
+             spec: {{nodeName: node-{}, containers: [{{name: c, image: registry.example/app:1.0, ports: [{{containerPort: 8080}}]}}]}}\n\
+             status: {{phase: Running, podIP: 10.244.{}.{}, podIPs: [{{ip: 10.244.{}.{}}}]}}\n",
+            i % 50,
+            i % 100,
+            i % 20,
+            (i >> 8) & 255,
+            i & 255,
+            (i >> 8) & 255,
+            i & 255
+        ));
+    }
+    let start = rss_kib();
+    let snapshot = ManifestLoader::parse_str("pods.yaml", &yaml).to_snapshot();
+    drop(yaml);
+    let with_view = rss_kib();
+    let index = Index::from_snapshot("cluster.local", &snapshot);
+    let with_index = rss_kib();
+    assert_eq!(snapshot.pods().len(), 10_000);
+    drop(index);
+    eprintln!(
+        "autopath for 10 000 pods: watched Pods in the cluster view {} KiB ({} B per pod), \
+         address index {} KiB ({} B per pod)",
+        with_view.saturating_sub(start),
+        with_view.saturating_sub(start) * 1024 / 10_000,
+        with_index.saturating_sub(with_view),
+        with_index.saturating_sub(with_view) * 1024 / 10_000
+    );
+}
