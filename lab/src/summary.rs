@@ -91,14 +91,16 @@ pub fn summary(paths: &LabPaths) -> Result<String> {
             target
         );
     }
+    // How the user invoked the lab (scripts/lab sets this), for copy-paste.
+    let lab = std::env::var("STRAIT_LAB_CMD").unwrap_or_else(|_| "strait lab".into());
     let _ = writeln!(
         out,
         "\nTRY\n  \
-         strait lab exec client -- curl -s http://web/\n  \
-         strait lab exec client -- dig +short +search db.default.svc.cluster.local\n  \
-         strait lab exec client -- curl -sk --resolve shop.lab.strait.dev:443:10.96.0.105 https://shop.lab.strait.dev/api\n\n\
-         Edit {} to change the cluster live; `strait lab status` checks every component;\n\
-         `strait lab down` removes everything.",
+         {lab} exec client -- curl -s http://web/\n  \
+         {lab} exec client -- dig +short db.default.svc.cluster.local\n  \
+         {lab} exec client -- curl -sk --resolve shop.lab.strait.dev:443:10.96.0.105 https://shop.lab.strait.dev/api\n\n\
+         Edit {} to change the cluster live; `{lab} status` checks every component;\n\
+         `{lab} down` removes everything.",
         state.manifests.display()
     );
     Ok(out)
