@@ -25,7 +25,12 @@ pub struct Outcome {
 /// code itself is in the JSON.
 pub const ERROR_EXIT: u8 = 1;
 
-/// Run one call.
+/// A plugin's command handler: receives an invocation and a configuration
+/// the protocol layer already validated, returns the result JSON to print
+/// (`ADD`) or nothing. `strait-cni` and `strait-ipam` differ only here.
+pub type Handler = fn(&Invocation, &NetworkConfig) -> Result<Option<String>, CniError>;
+
+/// Run one `strait-cni` call.
 ///
 /// `env` looks up variables; `read_stdin` is called at most once, after the
 /// environment has been validated, so a call with a broken environment
@@ -34,7 +39,17 @@ pub fn run(
     env: impl Fn(&str) -> Option<OsString>,
     read_stdin: impl FnOnce() -> Result<Vec<u8>, CniError>,
 ) -> Outcome {
-    match handle(env, read_stdin) {
+    run_with(crate::commands::execute, env, read_stdin)
+}
+
+/// Run one call of the plugin whose commands `handler` implements, with
+/// the same protocol rules as [`run`].
+pub fn run_with(
+    handler: Handler,
+    env: impl Fn(&str) -> Option<OsString>,
+    read_stdin: impl FnOnce() -> Result<Vec<u8>, CniError>,
+) -> Outcome {
+    match handle(handler, env, read_stdin) {
         Ok(Some(json)) => Outcome {
             stdout: json + "\n",
             exit_code: 0,
@@ -70,6 +85,7 @@ impl<E: Into<CniError>> From<E> for Failure {
 }
 
 fn handle(
+    handler: Handler,
     env: impl Fn(&str) -> Option<OsString>,
     read_stdin: impl FnOnce() -> Result<Vec<u8>, CniError>,
 ) -> Result<Option<String>, Failure> {
@@ -111,7 +127,7 @@ fn handle(
         Command::Add | Command::Del | Command::Version => {}
     }
     tracing::debug!(command = %command, network = %config.name, version = %config.cni_version, "validated");
-    crate::commands::execute(&invocation, &config).map_err(in_version)
+    handler(&invocation, &config).map_err(in_version)
 }
 
 fn encode(value: &impl serde::Serialize) -> Result<String, CniError> {

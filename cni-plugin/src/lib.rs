@@ -9,13 +9,17 @@
 //! Every command's input is validated exactly as the spec requires
 //! ([`env`](mod@env), [`config`], [`options`]) before a handler runs
 //! ([`dispatch`], [`commands`]). `ADD` allocates from the built-in IPAM
-//! ([`ipam`]) and wires the pod in routed or bridge mode ([`wiring`]) over netlink
-//! ([`netlink`], [`netns`]); `DEL`, `CHECK`, `STATUS` and `GC` undo, verify
+//! ([`ipam`]) and wires the pod in routed, bridge or vxlan mode
+//! ([`wiring`]) over netlink ([`netlink`], [`netns`]); `DEL`, `CHECK`, `STATUS` and `GC` undo, verify
 //! and report on the same state. Errors carry the spec's codes ([`error`]).
-//! The binary is a thin wrapper around [`run`].
+//! In a conflist, the previous plugins' result is honoured ([`chain`]).
+//! Both binaries (`strait-cni`, and `strait-ipam`, the IPAM alone as a CNI
+//! IPAM plugin: [`ipam::plugin`]) are thin wrappers around [`cli::main`].
 
 #![deny(missing_docs)]
 
+pub mod chain;
+pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod dispatch;

@@ -40,6 +40,14 @@ pub fn pod_mac(container_id: &str, ifname: &str) -> [u8; 6] {
     [0x02, h[0], h[1], h[2], h[3], h[4]]
 }
 
+/// The MAC of a node's VXLAN device, derived from the node's IP so every
+/// other node can compute it from the configuration alone: locally
+/// administered, unicast, `02:53` then the four address bytes.
+pub fn vtep_mac(node_ip: std::net::Ipv4Addr) -> [u8; 6] {
+    let [a, b, c, d] = node_ip.octets();
+    [0x02, 0x53, a, b, c, d]
+}
+
 /// `aa:bb:cc:dd:ee:ff`.
 pub fn format_mac(mac: &[u8]) -> String {
     mac.iter()
@@ -74,5 +82,7 @@ mod tests {
         assert_eq!(mac, pod_mac("c0ffee", "eth0"));
         assert_ne!(mac, pod_mac("c0ffee", "eth1"));
         assert_eq!(format_mac(&HOST_MAC), "ee:ee:ee:ee:ee:ee");
+        let vtep = vtep_mac(std::net::Ipv4Addr::new(10, 250, 0, 2));
+        assert_eq!(format_mac(&vtep), "02:53:0a:fa:00:02");
     }
 }

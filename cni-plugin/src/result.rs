@@ -1,5 +1,6 @@
-//! The `ADD` result, written in the configuration's `cniVersion`, and the
-//! parts of a `prevResult` that `CHECK` reads back.
+//! The `ADD` result, written in the configuration's `cniVersion` (the
+//! typed pieces are shared with [`crate::chain`], which reads them back
+//! from a `prevResult`).
 
 use std::net::IpAddr;
 
@@ -105,47 +106,6 @@ impl CniResult {
         out.insert("dns".into(), self.dns.clone().unwrap_or_else(|| json!({})));
         Value::Object(out)
     }
-
-    /// Read the interfaces and addresses of a `prevResult`; unknown or
-    /// malformed entries are skipped (CHECK then reports what is missing).
-    pub fn from_prev(prev: &Value) -> Self {
-        let interfaces = prev["interfaces"]
-            .as_array()
-            .map(|list| {
-                list.iter()
-                    .filter_map(|i| {
-                        Some(Interface {
-                            name: i["name"].as_str()?.to_owned(),
-                            mac: i["mac"].as_str().unwrap_or_default().to_owned(),
-                            sandbox: i["sandbox"].as_str().map(str::to_owned),
-                        })
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let ips = prev["ips"]
-            .as_array()
-            .map(|list| {
-                list.iter()
-                    .filter_map(|ip| {
-                        Some(IpConfig {
-                            address: ip["address"].as_str()?.parse().ok()?,
-                            gateway: ip["gateway"].as_str().and_then(|g| g.parse().ok()),
-                            interface: ip["interface"]
-                                .as_u64()
-                                .and_then(|i| usize::try_from(i).ok()),
-                        })
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        Self {
-            interfaces,
-            ips,
-            routes: Vec::new(),
-            dns: None,
-        }
-    }
 }
 
 #[cfg(test)]
@@ -195,14 +155,5 @@ mod tests {
         );
         let old = sample().to_json(CniVersion::V0_3_1);
         assert_eq!(old["ips"][0]["version"], "4");
-    }
-
-    #[test]
-    fn prev_result_round_trips() {
-        let back = CniResult::from_prev(&sample().to_json(CniVersion::V1_0_0));
-        assert_eq!(back.interfaces, sample().interfaces);
-        assert_eq!(back.ips, sample().ips);
-        let junk = CniResult::from_prev(&json!({"ips": [{"address": "nope"}, 5], "interfaces": 3}));
-        assert!(junk.ips.is_empty() && junk.interfaces.is_empty());
     }
 }

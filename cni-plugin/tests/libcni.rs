@@ -115,3 +115,81 @@ fn libcni_runs_add_check_del_on_a_conflist() {
     assert!(node.host_veths().is_empty());
     assert_eq!((node.allocated(), node.indexed()), (0, 0));
 }
+
+/// strait as the second plugin of a conflist, after the reference
+/// `loopback`, driven by libcni: libcni hands strait loopback's result as
+/// `prevResult` on ADD, and the cached chain result on CHECK and DEL.
+#[test]
+fn libcni_runs_strait_chained_after_loopback() {
+    if !require_root() {
+        return;
+    }
+    let Some(loopback) = common::reference_plugin("loopback") else {
+        return;
+    };
+    let work = tempfile::tempdir().expect("tempdir");
+    let driver = match build_driver(work.path()) {
+        Ok(d) => d,
+        Err(why) if !in_ci() => {
+            eprintln!("\n!!!!! SKIPPED: libcni driver cannot be built here: {why} !!!!!\n");
+            return;
+        }
+        Err(why) => panic!("libcni driver cannot be built: {why}"),
+    };
+    let bin_dir = work.path().join("bin");
+    std::fs::create_dir(&bin_dir).expect("bin dir");
+    std::os::unix::fs::symlink(common::BIN, bin_dir.join("strait")).expect("symlink");
+    std::os::unix::fs::symlink(&loopback, bin_dir.join("loopback")).expect("symlink");
+    let node = Node::new("cni-libcni-chain");
+    let pod = node.pod("cni-libcni-chain-pod");
+    let conflist = json!({
+        "cniVersion": "1.0.0",
+        "name": common::NETWORK,
+        "plugins": [
+            {"type": "loopback"},
+            {"type": "strait",
+             "ipam": {"type": "strait-ipam", "subnet": "10.244.45.0/24",
+                      "dataDir": node.store.path().display().to_string()}},
+        ],
+    });
+    let conf_path = work.path().join("10-strait.conflist");
+    std::fs::write(&conf_path, conflist.to_string()).expect("conflist");
+    let out = node
+        .ns
+        .command(&driver)
+        .arg(&conf_path)
+        .arg(pod.path())
+        .arg("libcni-chain")
+        .arg(&bin_dir)
+        .arg(work.path().join("cache"))
+        .output()
+        .expect("run driver");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "driver: {text} {}", stderr(&out));
+    let mut lines = text.lines();
+    let result: Value = serde_json::from_str(lines.next().expect("result line")).expect("json");
+    let names: Vec<&str> = result["interfaces"]
+        .as_array()
+        .expect("interfaces")
+        .iter()
+        .filter_map(|i| i["name"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["lo", host_veth("libcni-chain", "eth0").as_str(), "eth0"],
+        "{result}"
+    );
+    let ours = result["ips"]
+        .as_array()
+        .expect("ips")
+        .iter()
+        .find(|ip| ip["address"] == "10.244.45.1/32")
+        .unwrap_or_else(|| panic!("our address in {result}"));
+    assert_eq!(ours["interface"], 2, "{result}");
+    assert_eq!(
+        lines.collect::<Vec<_>>(),
+        ["CHECK ok", "DEL ok", "DEL again ok"]
+    );
+    assert!(node.host_veths().is_empty());
+    assert_eq!((node.allocated(), node.indexed()), (0, 0));
+}

@@ -193,8 +193,9 @@ fn validated_calls_without_ipam_are_code_7() {
 #[test]
 fn unsupported_options_are_code_2() {
     for extra in [
-        json!({"mode": "vxlan"}),
+        json!({"mode": "overlay"}),
         json!({"ipam": {"type": "host-local", "subnet": "10.244.1.0/24"}}),
+        json!({"ipam": {"subnet": "10.244.1.0/24", "routes": [{"dst": "0.0.0.0/0"}]}}),
     ] {
         let mut config = json!({"cniVersion": "1.0.0", "name": "strait", "type": "strait-cni",
                                 "ipam": {"subnet": "10.244.1.0/24", "dataDir": "/nonexistent"}});
@@ -203,6 +204,14 @@ fn unsupported_options_are_code_2() {
         }
         assert_error(&exec(&attach("ADD"), &config.to_string()), 2, "1.0.0");
     }
+    // vxlan mode exists but needs its section: invalid config.
+    let config = json!({"cniVersion": "1.0.0", "name": "strait", "type": "strait-cni",
+                        "mode": "vxlan", "ipam": {"subnet": "10.244.1.0/24"}});
+    let json = assert_error(&exec(&attach("ADD"), &config.to_string()), 7, "1.0.0");
+    assert!(
+        json["msg"].as_str().is_some_and(|m| m.contains("vxlan")),
+        "{json}"
+    );
 }
 
 #[test]

@@ -1,38 +1,58 @@
-//! `ADD`: allocate, wire, answer; on any failure undo everything.
+//! `ADD`: allocate, wire, answer; on any failure undo everything. When
+//! chained after other plugins, their result is passed through with ours
+//! appended, and an interface they already made is refused
+//! ([`crate::chain`]).
 
 use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
 
+use crate::chain::PrevResult;
 use crate::config::NetworkConfig;
 use crate::env::Attach;
 use crate::error::CniError;
 use crate::ipam::Attachment;
-use crate::names::{HOST_MAC, format_mac};
+use crate::names::{self, HOST_MAC, format_mac};
 use crate::netns::Netns;
 use crate::options::{Mode, Options};
 use crate::result::{CniResult, Interface, IpConfig, RouteEntry};
 use crate::testhook;
-use crate::wiring::bridge;
 use crate::wiring::routed::{self, PodWiring};
+use crate::wiring::{bridge, vxlan};
 
 use super::{host_netlink, netns_error, open_store, store_error};
 
 pub(super) fn add(attach: &Attach, config: &NetworkConfig) -> Result<String, CniError> {
     let (options, store) = open_store(config)?;
+    let prev = config
+        .prev_result
+        .as_ref()
+        .map(PrevResult::parse)
+        .transpose()?;
+    if let Some(prev) = &prev {
+        let host = names::host_veth(&attach.container_id, &attach.ifname);
+        prev.refuse_conflicts(&attach.ifname, &attach.netns, &[host.as_str()])?;
+    }
     let att = Attachment::new(&attach.container_id, &attach.ifname);
     let existed = store.get(&att).map_err(store_error)?.is_some();
-    let requested = requested_ips(config)?;
+    let requested = crate::ipam::requested_ips(config)?;
     let ips = store
         .allocate_requested(&att, &options.ipam.range_sets, &requested)
         .map_err(store_error)?;
     testhook::pause("ipam-allocated");
     let wired = match options.mode {
         Mode::Routed => wire(attach, config, &options, &ips),
+        // The node's overlay first (idempotent, shared by every pod, never
+        // rolled back), then the pod exactly as in routed mode.
+        Mode::Vxlan => ensure_overlay(&options).and_then(|()| wire(attach, config, &options, &ips)),
         Mode::Bridge => wire_bridge(attach, config, &options, &ips),
     };
     match wired {
-        Ok(result) => Ok(result.to_json(config.cni_version).to_string()),
+        Ok(result) => Ok(match &prev {
+            Some(prev) => prev.merge(&result, config.cni_version),
+            None => result.to_json(config.cni_version),
+        }
+        .to_string()),
         Err(err) => {
             // Roll back the addresses unless a previous ADD owned them.
             if !existed && let Err(e) = store.release(&att) {
@@ -43,35 +63,11 @@ pub(super) fn add(attach: &Attach, config: &NetworkConfig) -> Result<String, Cni
     }
 }
 
-/// Addresses the runtime asks for through the `ips` capability
-/// (`runtimeConfig.ips`: `"10.244.2.200"` or `"10.244.2.200/24"`).
-fn requested_ips(config: &NetworkConfig) -> Result<Vec<IpAddr>, CniError> {
-    let Some(list) = config
-        .extra
-        .get("runtimeConfig")
-        .and_then(|rc| rc.get("ips"))
-    else {
-        return Ok(Vec::new());
-    };
-    let bad = |v: &serde_json::Value| {
-        CniError::new(
-            crate::error::ErrorCode::INVALID_NETWORK_CONFIG,
-            format!("invalid runtimeConfig.ips entry {v}"),
-        )
-        .with_details("each entry is an address, optionally with a prefix: \"10.244.2.200/24\"")
-    };
-    let Some(items) = list.as_array() else {
-        return Err(bad(list));
-    };
-    items
-        .iter()
-        .map(|v| {
-            v.as_str()
-                .and_then(|s| s.split('/').next())
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(|| bad(v))
-        })
-        .collect()
+fn ensure_overlay(options: &Options) -> Result<(), CniError> {
+    match &options.vxlan {
+        Some(cfg) => vxlan::ensure(&mut host_netlink()?, cfg, options.mtu),
+        None => Ok(()),
+    }
 }
 
 fn wire(

@@ -10,6 +10,9 @@ use super::{host_netlink, open_store, store_error};
 
 pub(super) fn gc(config: &NetworkConfig) -> Result<(), CniError> {
     let (_options, store) = open_store(config)?;
+    // Under the store's lock throughout: a GC refused with code 11 has
+    // removed nothing.
+    let held = store.hold().map_err(store_error)?;
     let valid: Vec<Attachment> = config
         .valid_attachments()?
         .unwrap_or_default()
@@ -18,7 +21,7 @@ pub(super) fn gc(config: &NetworkConfig) -> Result<(), CniError> {
         .collect();
     // Veths first, as in DEL: a GC killed half way leaves records that
     // the next GC finds, never a veth without a record.
-    let stale: Vec<Attachment> = store
+    let stale: Vec<Attachment> = held
         .attachments()
         .map_err(store_error)?
         .into_iter()
@@ -37,7 +40,7 @@ pub(super) fn gc(config: &NetworkConfig) -> Result<(), CniError> {
     for att in &stale {
         detach(att)?;
     }
-    for att in store.gc(&valid).map_err(store_error)? {
+    for att in held.gc(&valid).map_err(store_error)? {
         if !stale.contains(&att) {
             detach(&att)?;
         }

@@ -31,19 +31,10 @@ pub fn execute(
     }
 }
 
-/// A store failure as a CNI error: exhaustion is 50 ("cannot service
-/// ADD"), anything else is the store's own code.
+/// A store failure as a CNI error (see the `From` impl in
+/// [`crate::ipam::store`]).
 pub(crate) fn store_error(err: StoreError) -> CniError {
-    match err {
-        StoreError::Exhausted(_) => CniError::new(ErrorCode::PLUGIN_NOT_AVAILABLE, err.to_string())
-            .with_details("every address of the range set is allocated: widen the range, or GC/DEL unused pods"),
-        StoreError::NotInRange(_) => CniError::new(ErrorCode::INVALID_NETWORK_CONFIG, err.to_string())
-            .with_details("runtimeConfig.ips may only name addresses inside ipam.ranges (and not the gateway)"),
-        StoreError::Taken(..) => CniError::new(ErrorCode::REQUESTED_IP_TAKEN, err.to_string())
-            .with_details("DEL the container holding it first, or request another address"),
-        StoreError::Io { .. } => CniError::new(ErrorCode::IPAM_STORE_FAILED, err.to_string())
-            .with_details("check that ipam.dataDir exists and is writable by the plugin"),
-    }
+    err.into()
 }
 
 /// A namespace failure as a CNI error.
@@ -56,7 +47,9 @@ pub(crate) fn netns_error(err: NetnsError) -> CniError {
 /// The options and the network's store.
 pub(crate) fn open_store(config: &NetworkConfig) -> Result<(Options, Store), CniError> {
     let options = Options::from_config(config)?;
-    let store = Store::open(&options.ipam.data_dir, &config.name).map_err(store_error)?;
+    let store = Store::open(&options.ipam.data_dir, &config.name)
+        .map_err(store_error)?
+        .with_lock_timeout(options.ipam.lock_timeout);
     Ok((options, store))
 }
 

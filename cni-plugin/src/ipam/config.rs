@@ -5,21 +5,33 @@
 //!   "type": "strait-ipam",
 //!   "ranges": [[{"subnet": "10.244.1.0/24", "rangeStart": "10.244.1.10"}],
 //!              [{"subnet": "fd00:10:244:1::/64"}]],
-//!   "dataDir": "/var/lib/cni/strait"
+//!   "dataDir": "/var/lib/cni/strait",
+//!   "lockTimeoutMs": 10000,
+//!   "routes": [{"dst": "0.0.0.0/0"}]
 //! }
 //! ```
 //! `subnet` (with `rangeStart`, `rangeEnd`, `gateway`) at the top level is
-//! shorthand for one range set with one range.
+//! shorthand for one range set with one range. `routes` are only returned
+//! by the standalone `strait-ipam` plugin (an interface plugin installs
+//! them); `lockTimeoutMs` bounds the wait for the store's lock.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use ipnetwork::IpNetwork;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::store::DEFAULT_LOCK_TIMEOUT;
+use crate::result::RouteEntry;
+
 /// The default store: survives reboots, like host-local's.
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/cni/strait";
+
+/// The longest `lockTimeoutMs` accepted: ten minutes, beyond any runtime's
+/// patience.
+pub const MAX_LOCK_TIMEOUT_MS: u64 = 600_000;
 
 /// IPAM plugin types this built-in IPAM answers to.
 pub const IPAM_TYPES: [&str; 2] = ["strait-ipam", "strait"];
@@ -67,6 +79,16 @@ pub struct IpamConfig {
     pub range_sets: Vec<RangeSet>,
     /// Where the store lives (one subdirectory per network).
     pub data_dir: PathBuf,
+    /// Routes the standalone plugin reports with the addresses.
+    pub routes: Vec<RouteEntry>,
+    /// How long to wait for the store's lock before answering code 11.
+    pub lock_timeout: Duration,
+}
+
+#[derive(Deserialize)]
+struct RawRoute {
+    dst: String,
+    gw: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -89,6 +111,8 @@ struct RawIpam {
     range_end: Option<String>,
     gateway: Option<String>,
     data_dir: Option<String>,
+    routes: Option<Vec<RawRoute>>,
+    lock_timeout_ms: Option<u64>,
 }
 
 fn invalid(msg: impl Into<String>) -> IpamConfigError {
@@ -238,9 +262,39 @@ impl IpamConfig {
             .data_dir
             .filter(|d| !d.is_empty())
             .map_or_else(|| PathBuf::from(DEFAULT_DATA_DIR), PathBuf::from);
+        let routes = raw
+            .routes
+            .unwrap_or_default()
+            .iter()
+            .map(|r| {
+                let dst = r
+                    .dst
+                    .parse()
+                    .map_err(|e| invalid(format!("route dst {:?}: {e}", r.dst)))?;
+                let gw =
+                    r.gw.as_deref()
+                        .map(|g| {
+                            g.parse::<IpAddr>()
+                                .map_err(|e| invalid(format!("route gw {g:?}: {e}")))
+                        })
+                        .transpose()?;
+                Ok(RouteEntry { dst, gw })
+            })
+            .collect::<Result<Vec<_>, IpamConfigError>>()?;
+        let lock_timeout = match raw.lock_timeout_ms {
+            None => DEFAULT_LOCK_TIMEOUT,
+            Some(ms) if ms <= MAX_LOCK_TIMEOUT_MS => Duration::from_millis(ms),
+            Some(ms) => {
+                return Err(invalid(format!(
+                    "lockTimeoutMs {ms} is above the maximum {MAX_LOCK_TIMEOUT_MS}"
+                )));
+            }
+        };
         Ok(Self {
             range_sets,
             data_dir,
+            routes,
+            lock_timeout,
         })
     }
 }
@@ -262,6 +316,31 @@ mod tests {
         assert_eq!(r.start.to_string(), "10.244.1.1");
         assert_eq!(r.end.to_string(), "10.244.1.254");
         assert_eq!(c.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+        assert_eq!(c.lock_timeout, DEFAULT_LOCK_TIMEOUT);
+        assert!(c.routes.is_empty());
+    }
+
+    #[test]
+    fn routes_and_lock_timeout() {
+        let c = parse(json!({"subnet": "10.244.1.0/24", "lockTimeoutMs": 250,
+            "routes": [{"dst": "0.0.0.0/0"}, {"dst": "fd00::/8", "gw": "fd00::1"}]}))
+        .expect("ok");
+        assert_eq!(c.lock_timeout, Duration::from_millis(250));
+        assert_eq!(c.routes.len(), 2);
+        assert_eq!(c.routes[0].gw, None);
+        assert_eq!(c.routes[1].dst.to_string(), "fd00::/8");
+        for bad in [
+            json!({"subnet": "10.0.0.0/24", "routes": [{"dst": "x"}]}),
+            json!({"subnet": "10.0.0.0/24", "routes": [{"dst": "0.0.0.0/0", "gw": "y"}]}),
+            json!({"subnet": "10.0.0.0/24", "routes": {"dst": "0.0.0.0/0"}}),
+            json!({"subnet": "10.0.0.0/24", "lockTimeoutMs": -1}),
+            json!({"subnet": "10.0.0.0/24", "lockTimeoutMs": 600_001}),
+        ] {
+            assert!(
+                matches!(parse(bad.clone()), Err(IpamConfigError::Invalid(_))),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

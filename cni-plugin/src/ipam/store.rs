@@ -20,8 +20,10 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, ErrorKind, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use super::config::{RangeSet, from_u128};
+use crate::error::{CniError, ErrorCode};
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +45,44 @@ pub enum StoreError {
     /// A requested address belongs to another container.
     #[error("requested IP {0} is already allocated to container {1}")]
     Taken(IpAddr, String),
+    /// The store's lock stayed held by another process for the whole
+    /// bounded wait: a transient condition the runtime retries (code 11).
+    #[error("IPAM store {path} is locked by another process (waited {waited:?})")]
+    Busy {
+        /// The lock file.
+        path: PathBuf,
+        /// How long the plugin waited.
+        waited: Duration,
+    },
+}
+
+/// How long a command waits for the store's lock before answering "try
+/// again later" (code 11): far longer than any store operation takes
+/// (milliseconds), far shorter than a runtime's own timeout, so a stuck
+/// holder turns into a retry instead of a hung pod start.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The longest sleep between two attempts to take the lock.
+const LOCK_POLL_MAX: Duration = Duration::from_millis(16);
+
+/// A store failure as a CNI error: exhaustion is 50 ("cannot service
+/// ADD"), a lock held too long is 11 ("try again later"), anything else
+/// the store's own code.
+impl From<StoreError> for CniError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Exhausted(_) => CniError::new(ErrorCode::PLUGIN_NOT_AVAILABLE, err.to_string())
+                .with_details("every address of the range set is allocated: widen the range, or GC/DEL unused pods"),
+            StoreError::NotInRange(_) => CniError::new(ErrorCode::INVALID_NETWORK_CONFIG, err.to_string())
+                .with_details("runtimeConfig.ips may only name addresses inside ipam.ranges (and not the gateway)"),
+            StoreError::Taken(..) => CniError::new(ErrorCode::REQUESTED_IP_TAKEN, err.to_string())
+                .with_details("DEL the container holding it first, or request another address"),
+            StoreError::Io { .. } => CniError::new(ErrorCode::IPAM_STORE_FAILED, err.to_string())
+                .with_details("check that ipam.dataDir exists and is writable by the plugin"),
+            StoreError::Busy { .. } => CniError::new(ErrorCode::TRY_AGAIN_LATER, err.to_string())
+                .with_details("another plugin process holds the IPAM store lock; retry the call. If it persists, find the holder (fuser <lock file>) or raise ipam.lockTimeoutMs"),
+        }
+    }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
@@ -99,6 +139,30 @@ pub type Allocation = Vec<IpAddr>;
 pub struct Store {
     dir: PathBuf,
     lock: File,
+    lock_timeout: Duration,
+}
+
+/// The store with its lock held (see [`Store::hold`]); dropping it unlocks.
+pub struct Held<'a> {
+    store: &'a Store,
+    _lock: Locked<'a>,
+}
+
+impl Held<'_> {
+    /// [`Store::release`] under the held lock.
+    pub fn release(&self, att: &Attachment) -> Result<Allocation, StoreError> {
+        self.store.release_locked(att)
+    }
+
+    /// [`Store::gc`] under the held lock.
+    pub fn gc(&self, valid: &[Attachment]) -> Result<Vec<Attachment>, StoreError> {
+        self.store.gc_locked(valid)
+    }
+
+    /// [`Store::attachments`], listed under the held lock.
+    pub fn attachments(&self) -> Result<Vec<Attachment>, StoreError> {
+        self.store.attachments()
+    }
 }
 
 /// Holds the store's exclusive lock until dropped.
@@ -125,7 +189,19 @@ impl Store {
             .write(true)
             .open(&lock_path)
             .map_err(io_err(&lock_path))?;
-        Ok(Self { dir, lock })
+        Ok(Self {
+            dir,
+            lock,
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
+        })
+    }
+
+    /// Wait at most `timeout` for the lock in every operation (default
+    /// [`DEFAULT_LOCK_TIMEOUT`]).
+    #[must_use]
+    pub fn with_lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
+        self
     }
 
     /// The store's directory.
@@ -133,9 +209,32 @@ impl Store {
         &self.dir
     }
 
+    /// Take the exclusive lock, polling with a growing back-off (a blocking
+    /// `flock` cannot be bounded without signals); `Busy` once the timeout
+    /// has passed with the lock still held elsewhere.
     fn lock(&self) -> Result<Locked<'_>, StoreError> {
-        self.lock.lock().map_err(io_err(&self.dir.join("lock")))?;
-        Ok(Locked(&self.lock))
+        let started = Instant::now();
+        // Start the back-off at a per-process offset so many waiters do
+        // not poll in lockstep.
+        let mut pause = Duration::from_micros(200 + u64::from(std::process::id() % 800));
+        loop {
+            match self.lock.try_lock() {
+                Ok(()) => return Ok(Locked(&self.lock)),
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(io_err(&self.dir.join("lock"))(e));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {}
+            }
+            let waited = started.elapsed();
+            if waited >= self.lock_timeout {
+                return Err(StoreError::Busy {
+                    path: self.dir.join("lock"),
+                    waited,
+                });
+            }
+            std::thread::sleep(pause.min(self.lock_timeout - waited));
+            pause = (pause * 2).min(LOCK_POLL_MAX);
+        }
     }
 
     fn ids(&self, att: &Attachment) -> PathBuf {
@@ -258,6 +357,16 @@ impl Store {
         Ok(chosen)
     }
 
+    /// Take the store's lock for a command that changes the kernel and the
+    /// store together (`DEL`, `GC`): holding it from the start means a
+    /// command refused with [`StoreError::Busy`] has changed nothing.
+    pub fn hold(&self) -> Result<Held<'_>, StoreError> {
+        Ok(Held {
+            store: self,
+            _lock: self.lock()?,
+        })
+    }
+
     /// Release everything `att` holds; returns what was released. Releasing
     /// an attachment that holds nothing is success.
     pub fn release(&self, att: &Attachment) -> Result<Allocation, StoreError> {
@@ -284,6 +393,10 @@ impl Store {
     /// file no valid attachment owns. Returns the attachments released.
     pub fn gc(&self, valid: &[Attachment]) -> Result<Vec<Attachment>, StoreError> {
         let _locked = self.lock()?;
+        self.gc_locked(valid)
+    }
+
+    fn gc_locked(&self, valid: &[Attachment]) -> Result<Vec<Attachment>, StoreError> {
         let valid: HashSet<&Attachment> = valid.iter().collect();
         let mut released = Vec::new();
         for name in list_dir(&self.dir.join("ids"))? {
@@ -542,6 +655,32 @@ mod tests {
         );
         assert_eq!(store.allocated().expect("count"), before);
         assert_eq!(store.get(&att("d")).expect("get"), None);
+    }
+
+    #[test]
+    fn a_held_lock_is_busy_after_the_bounded_wait() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let holder = Store::open(dir.path(), "net").expect("open");
+        let waiter = Store::open(dir.path(), "net")
+            .expect("open")
+            .with_lock_timeout(Duration::from_millis(30));
+        let s = sets(json!({"subnet": "10.244.0.0/24"}));
+        let held = holder.hold().expect("lock");
+        for err in [
+            waiter.allocate(&att("a"), &s).expect_err("busy"),
+            waiter.release(&att("a")).expect_err("busy"),
+            waiter.gc(&[]).expect_err("busy"),
+            waiter.has_free(&s).expect_err("busy"),
+            waiter.hold().map(|_| ()).expect_err("busy"),
+        ] {
+            assert!(
+                matches!(&err, StoreError::Busy { path, .. } if path.ends_with("net/lock")),
+                "{err}"
+            );
+        }
+        assert_eq!(waiter.allocated().expect("count"), 0, "nothing was written");
+        drop(held);
+        assert!(waiter.allocate(&att("a"), &s).is_ok());
     }
 
     #[test]

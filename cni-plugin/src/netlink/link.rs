@@ -4,8 +4,10 @@ use std::os::fd::RawFd;
 
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::RouteNetlinkMessage;
+use std::net::Ipv4Addr;
+
 use netlink_packet_route::link::{
-    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    InfoData, InfoKind, InfoVeth, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
 
 use super::{Netlink, NetlinkError};
@@ -101,6 +103,49 @@ pub fn create_bridge(nl: &mut Netlink, name: &str, mtu: u32) -> Result<(), Netli
     ];
     nl.request(
         || format!("creating bridge {name}"),
+        RouteNetlinkMessage::NewLink(msg),
+        NLM_F_CREATE | NLM_F_EXCL,
+    )
+}
+
+/// A VXLAN device to create: the node's tunnel endpoint.
+#[derive(Debug, Clone, Copy)]
+pub struct Vxlan<'a> {
+    /// Interface name.
+    pub name: &'a str,
+    /// Hardware address (peers' neighbour entries point at it).
+    pub mac: [u8; 6],
+    /// MTU.
+    pub mtu: u32,
+    /// VXLAN network identifier.
+    pub vni: u32,
+    /// Source address of the encapsulated packets (the node's IP).
+    pub local: Ipv4Addr,
+    /// UDP destination port.
+    pub port: u16,
+}
+
+/// Create a VXLAN device, up, with learning off (every remote MAC is a
+/// static fdb entry). `EEXIST` when another call made it first.
+pub fn create_vxlan(nl: &mut Netlink, vxlan: &Vxlan<'_>) -> Result<(), NetlinkError> {
+    let mut msg = LinkMessage::default();
+    up_header(&mut msg);
+    msg.attributes = vec![
+        LinkAttribute::IfName(vxlan.name.to_owned()),
+        LinkAttribute::Mtu(vxlan.mtu),
+        LinkAttribute::Address(vxlan.mac.to_vec()),
+        LinkAttribute::LinkInfo(vec![
+            LinkInfo::Kind(InfoKind::Vxlan),
+            LinkInfo::Data(InfoData::Vxlan(vec![
+                InfoVxlan::Id(vxlan.vni),
+                InfoVxlan::Local(vxlan.local),
+                InfoVxlan::Port(vxlan.port),
+                InfoVxlan::Learning(false),
+            ])),
+        ]),
+    ];
+    nl.request(
+        || format!("creating vxlan {}", vxlan.name),
         RouteNetlinkMessage::NewLink(msg),
         NLM_F_CREATE | NLM_F_EXCL,
     )

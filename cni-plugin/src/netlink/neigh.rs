@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_REPLACE};
 use netlink_packet_route::neighbour::{
-    NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState,
+    NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
@@ -35,6 +35,34 @@ pub fn add_permanent(
         .push(NeighbourAttribute::LinkLayerAddress(mac.to_vec()));
     nl.request(
         || format!("adding neighbour {ip}"),
+        RouteNetlinkMessage::NewNeighbour(msg),
+        NLM_F_CREATE | NLM_F_REPLACE,
+    )
+}
+
+/// Install (or replace) a permanent forwarding entry on VXLAN device
+/// `index`: frames for `mac` are encapsulated to `remote` (`bridge fdb
+/// replace <mac> dev <vxlan> dst <remote> self permanent`).
+pub fn replace_fdb(
+    nl: &mut Netlink,
+    index: u32,
+    mac: [u8; 6],
+    remote: IpAddr,
+) -> Result<(), NetlinkError> {
+    let mut msg = NeighbourMessage::default();
+    msg.header.family = AddressFamily::Bridge;
+    msg.header.ifindex = index;
+    msg.header.state = NeighbourState::Permanent;
+    msg.header.flags = NeighbourFlags::Own;
+    msg.attributes
+        .push(NeighbourAttribute::LinkLayerAddress(mac.to_vec()));
+    let dst = match remote {
+        IpAddr::V4(v4) => NeighbourAddress::Inet(v4),
+        IpAddr::V6(v6) => NeighbourAddress::Inet6(v6),
+    };
+    msg.attributes.push(NeighbourAttribute::Destination(dst));
+    nl.request(
+        || format!("adding fdb entry to {remote}"),
         RouteNetlinkMessage::NewNeighbour(msg),
         NLM_F_CREATE | NLM_F_REPLACE,
     )

@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteProtocol, RouteScope,
     RouteType,
@@ -68,6 +68,15 @@ pub fn add(nl: &mut Netlink, route: &Route) -> Result<(), NetlinkError> {
         || format!("adding route {}/{}", route.dst, route.prefix),
         RouteNetlinkMessage::NewRoute(message(route)),
         NLM_F_CREATE | NLM_F_EXCL,
+    )
+}
+
+/// Install a route, replacing one to the same destination (idempotent).
+pub fn replace(nl: &mut Netlink, route: &Route) -> Result<(), NetlinkError> {
+    nl.request(
+        || format!("replacing route {}/{}", route.dst, route.prefix),
+        RouteNetlinkMessage::NewRoute(message(route)),
+        NLM_F_CREATE | NLM_F_REPLACE,
     )
 }
 

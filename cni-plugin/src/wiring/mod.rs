@@ -3,3 +3,4 @@
 pub mod bridge;
 pub mod routed;
 pub mod sysctl;
+pub mod vxlan;

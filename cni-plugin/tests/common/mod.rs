@@ -13,6 +13,27 @@ use strait_tests::NetNs;
 /// The plugin binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_strait-cni");
 
+/// The standalone IPAM plugin binary under test.
+pub const IPAM_BIN: &str = env!("CARGO_BIN_EXE_strait-ipam");
+
+/// Where Debian's containernetworking-plugins installs the reference
+/// plugins (`loopback`, `bridge`, `host-local`, ...).
+pub const REFERENCE_PLUGINS: &str = "/usr/lib/cni";
+
+/// The path of reference plugin `name`, or `None` (with a loud note, and a
+/// failure in CI) when it is not installed.
+pub fn reference_plugin(name: &str) -> Option<String> {
+    let path = format!("{REFERENCE_PLUGINS}/{name}");
+    if Path::new(&path).is_file() {
+        return Some(path);
+    }
+    let why =
+        format!("{path} is missing: install containernetworking-plugins (scripts/setup does)");
+    assert!(!strait_tests::in_ci(), "{why}");
+    eprintln!("\n!!!!! SKIPPED: {why} !!!!!\n");
+    None
+}
+
 /// The network name every test config uses.
 pub const NETWORK: &str = "strait-test";
 
@@ -62,7 +83,13 @@ impl Node {
 
     /// Run the plugin inside the node with exactly these variables.
     pub fn exec(&self, vars: &[(&str, String)], stdin: &str) -> Output {
-        let mut cmd = self.ns.command(BIN);
+        self.exec_bin(BIN, vars, stdin)
+    }
+
+    /// Run any plugin binary (ours or a reference plugin) inside the node
+    /// with exactly these variables and this stdin, as a runtime does.
+    pub fn exec_bin(&self, bin: &str, vars: &[(&str, String)], stdin: &str) -> Output {
+        let mut cmd = self.ns.command(bin);
         cmd.as_command_mut()
             .env_clear()
             .envs(vars.iter().map(|(k, v)| (*k, v.as_str())));
