@@ -102,7 +102,7 @@ impl Component {
             Component::Ingress => &[ApiAccess {
                 api_group: "networking.k8s.io",
                 resource: "ingresses/status",
-                verbs: &["update"],
+                verbs: &["patch"],
             }],
             Component::Agent | Component::Dns => &[],
         }
@@ -145,7 +145,7 @@ mod tests {
     }
 
     #[test]
-    fn ingress_rules_include_status_update() {
+    fn ingress_rules_include_status_patch() {
         let rules = Component::Ingress.rules();
         assert_eq!(rules.len(), 6);
         assert!(rules.iter().any(|r| r.resource == "ingresses/status"));

@@ -8,7 +8,8 @@
 //!   an invalid value rejects the whole Ingress with a clear message;
 //! * refused and fatal: the Ingress is not served, because serving it
 //!   without the annotation would be wrong or unsafe (snippets, access
-//!   control, canaries, regex paths, non-HTTP upstreams);
+//!   control, canary modes other than weight and header, upstream
+//!   protocols other than HTTP and HTTPS);
 //! * refused and ignored: the Ingress is served without it (logged).
 
 use std::collections::BTreeMap;
@@ -17,7 +18,10 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::header::HeaderName;
 use ipnetwork::IpNetwork;
+
+use crate::rewrite::RewriteTemplate;
 
 /// The prefix of ingress-nginx annotations.
 pub const NGINX_PREFIX: &str = "nginx.ingress.kubernetes.io/";
@@ -41,6 +45,48 @@ pub const REWRITE_TARGET: &str = "nginx.ingress.kubernetes.io/rewrite-target";
 pub const USE_REGEX: &str = "nginx.ingress.kubernetes.io/use-regex";
 /// `backend-protocol`: how to speak to upstreams.
 pub const BACKEND_PROTOCOL: &str = "nginx.ingress.kubernetes.io/backend-protocol";
+/// `proxy-send-timeout`: seconds the upstream may go without receiving
+/// anything while the request is sent.
+pub const PROXY_SEND_TIMEOUT: &str = "nginx.ingress.kubernetes.io/proxy-send-timeout";
+/// `affinity`: `cookie` pins a client to one endpoint.
+pub const AFFINITY: &str = "nginx.ingress.kubernetes.io/affinity";
+/// `session-cookie-name`: the affinity cookie's name.
+pub const SESSION_COOKIE_NAME: &str = "nginx.ingress.kubernetes.io/session-cookie-name";
+/// `canary`: this Ingress is the canary of another for the same host/path.
+pub const CANARY: &str = "nginx.ingress.kubernetes.io/canary";
+/// `canary-weight`: percentage (0–100) of requests sent to the canary.
+pub const CANARY_WEIGHT: &str = "nginx.ingress.kubernetes.io/canary-weight";
+/// `canary-by-header`: a request header whose value `always` or `never`
+/// decides for the canary.
+pub const CANARY_BY_HEADER: &str = "nginx.ingress.kubernetes.io/canary-by-header";
+
+/// The affinity cookie's name when `session-cookie-name` is not set (the
+/// ingress-nginx default).
+pub const DEFAULT_COOKIE_NAME: &str = "INGRESSCOOKIE";
+
+/// How the proxy speaks to an Ingress's upstreams
+/// (`backend-protocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum BackendProtocol {
+    /// Plain HTTP/1.1 (the default).
+    #[default]
+    Http,
+    /// HTTP/1.1 over TLS; the upstream certificate is not verified, as
+    /// ingress-nginx does by default (`proxy-ssl-verify: off`).
+    Https,
+}
+
+/// The canary settings of a canary Ingress.
+///
+/// It exists so the handler decides with typed values: a weight already
+/// range-checked and a header name already validated.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CanarySettings {
+    /// Percentage of requests (0–100) that go to the canary.
+    pub weight: u8,
+    /// The header that forces (`always`) or prevents (`never`) the canary.
+    pub header: Option<HeaderName>,
+}
 
 /// The typed settings of one Ingress.
 ///
@@ -60,8 +106,20 @@ pub struct IngressSettings {
     pub read_timeout: Option<Duration>,
     /// Client networks allowed (`None`: everyone).
     pub allow_from: Option<Arc<[IpNetwork]>>,
-    /// The path prefix sent upstream in place of the matched rule path.
-    pub rewrite_target: Option<Arc<str>>,
+    /// Longest time the upstream may receive nothing while the request
+    /// is being sent.
+    pub send_timeout: Option<Duration>,
+    /// `rewrite-target`: the path sent upstream (see [`crate::rewrite`]).
+    pub rewrite_target: Option<RewriteTemplate>,
+    /// `use-regex`: Prefix and ImplementationSpecific paths are regular
+    /// expressions.
+    pub use_regex: bool,
+    /// `affinity: cookie`: the affinity cookie's name.
+    pub affinity_cookie: Option<Arc<str>>,
+    /// `canary: "true"`: this Ingress is a canary, with these settings.
+    pub canary: Option<CanarySettings>,
+    /// `backend-protocol`.
+    pub backend_protocol: BackendProtocol,
 }
 
 impl Default for IngressSettings {
@@ -73,7 +131,12 @@ impl Default for IngressSettings {
             connect_timeout: None,
             read_timeout: None,
             allow_from: None,
+            send_timeout: None,
             rewrite_target: None,
+            use_regex: false,
+            affinity_cookie: None,
+            canary: None,
+            backend_protocol: BackendProtocol::Http,
         }
     }
 }
@@ -133,32 +196,56 @@ pub fn verdict(key: &str, value: &str) -> Option<Verdict> {
             "checked against the connection's address; X-Forwarded-For is not trusted",
         ),
         "rewrite-target" => Verdict::Difference(
-            "replaces the matched path prefix; regex capture groups ($1) are refused",
+            "with use-regex \"true\", capture groups ($1…$9) of the path regex fill the target \
+             and the whole path is replaced; without use-regex, the matched path prefix is \
+             replaced (ingress-nginx then treats the paths as regexes anyway)",
         ),
-        "use-regex" if value.trim() == "false" => Verdict::Honoured,
-        "use-regex" => Verdict::Rejected("regular-expression paths are not supported"),
-        "backend-protocol" if value.trim().eq_ignore_ascii_case("HTTP") => Verdict::Honoured,
-        "backend-protocol" => {
-            Verdict::Rejected("only HTTP upstreams are supported (HTTPS, GRPC, FCGI are not yet)")
-        }
-        "canary"
-        | "canary-weight"
-        | "canary-by-header"
-        | "canary-by-header-value"
-        | "canary-by-cookie" => Verdict::Rejected(
-            "canaries are not supported; the canary Ingress would take traffic as a normal one",
+        "use-regex" => Verdict::Difference(
+            "applies to this Ingress's paths only (ingress-nginx applies it to every path of \
+             the host); Prefix and ImplementationSpecific paths become case-insensitive \
+             regexes anchored at the start of the path, Exact paths stay exact",
         ),
-        "affinity"
-        | "session-cookie-name"
-        | "affinity-mode"
+        "backend-protocol" => match value.trim().to_ascii_uppercase().as_str() {
+            "HTTP" => Verdict::Honoured,
+            "HTTPS" => Verdict::Difference(
+                "HTTP/1.1 over TLS without verifying the upstream certificate and without SNI, \
+                 as ingress-nginx does by default",
+            ),
+            _ => Verdict::Rejected("only HTTP and HTTPS upstreams are supported (not GRPC, FCGI)"),
+        },
+        "canary" => Verdict::Difference(
+            "the canary's own other annotations are not applied: requests follow the main \
+             Ingress's settings; a canary without a main Ingress for its host/path is ignored",
+        ),
+        "canary-weight" | "canary-by-header" => Verdict::Honoured,
+        "canary-by-header-value"
+        | "canary-by-header-pattern"
+        | "canary-by-cookie"
+        | "canary-weight-total" => Verdict::Rejected(
+            "only canary-weight and canary-by-header (always/never) are supported; the canary \
+             would get the wrong share of traffic",
+        ),
+        "affinity" => Verdict::Difference(
+            "the cookie is a session cookie (Path=/, HttpOnly, Secure over https) whose value \
+             is a hash of the endpoint",
+        ),
+        "session-cookie-name" => Verdict::Honoured,
+        "affinity-mode"
+        | "affinity-canary-behavior"
         | "session-cookie-path"
         | "session-cookie-max-age"
-        | "session-cookie-expires" => Verdict::Ignored(
-            "session affinity is not supported yet; requests are spread round-robin",
+        | "session-cookie-expires"
+        | "session-cookie-samesite"
+        | "session-cookie-secure"
+        | "session-cookie-change-on-failure"
+        | "session-cookie-hash" => Verdict::Ignored(
+            "not supported; the affinity cookie is a session cookie for Path=/ and moves to \
+             another endpoint when its endpoint is gone",
         ),
-        "proxy-send-timeout" => {
-            Verdict::Ignored("not supported yet; request bodies are bounded by the read timeout")
-        }
+        "proxy-send-timeout" => Verdict::Difference(
+            "request bodies are streamed, not buffered: the timeout also ends requests whose \
+             client pauses that long in the middle of its body",
+        ),
         n if n.ends_with("-snippet") || n == "configuration-snippet" => Verdict::Rejected(SNIPPET),
         n if n.starts_with("auth-") || n == "denylist-source-range" || n == "satisfy" => {
             Verdict::Rejected(ACCESS)
@@ -205,6 +292,10 @@ pub fn parse(
 ) -> Result<(IngressSettings, Vec<(String, Verdict)>), AnnotationError> {
     let mut settings = IngressSettings::default();
     let mut ignored = Vec::new();
+    let mut affinity = false;
+    let mut cookie_name = None;
+    let mut canary = false;
+    let mut canary_settings = CanarySettings::default();
     for (key, value) in annotations.into_iter().flatten() {
         let Some(v) = verdict(key, value) else {
             continue;
@@ -229,12 +320,80 @@ pub fn parse(
             PROXY_CONNECT_TIMEOUT => settings.connect_timeout = Some(parse_seconds(key, value)?),
             PROXY_READ_TIMEOUT => settings.read_timeout = Some(parse_seconds(key, value)?),
             WHITELIST_SOURCE_RANGE => settings.allow_from = Some(parse_cidrs(key, value)?),
+            PROXY_SEND_TIMEOUT => settings.send_timeout = Some(parse_seconds(key, value)?),
             REWRITE_TARGET => settings.rewrite_target = Some(parse_rewrite(key, value)?),
-            USE_REGEX | BACKEND_PROTOCOL => {}
+            USE_REGEX => settings.use_regex = parse_bool(key, value)?,
+            BACKEND_PROTOCOL => settings.backend_protocol = parse_protocol(key, value)?,
+            AFFINITY => affinity = parse_affinity(key, value)?,
+            SESSION_COOKIE_NAME => cookie_name = Some(parse_cookie_name(key, value)?),
+            CANARY => canary = parse_bool(key, value)?,
+            CANARY_WEIGHT => canary_settings.weight = parse_weight(key, value)?,
+            CANARY_BY_HEADER => canary_settings.header = Some(parse_header_name(key, value)?),
             _ => {}
         }
     }
+    if let Some(template) = &settings.rewrite_target
+        && template.has_groups()
+        && !settings.use_regex
+    {
+        return Err(invalid(
+            REWRITE_TARGET,
+            template.as_str(),
+            "capture groups such as $1 need nginx.ingress.kubernetes.io/use-regex: \"true\"",
+        ));
+    }
+    if affinity {
+        settings.affinity_cookie =
+            Some(cookie_name.unwrap_or_else(|| Arc::from(DEFAULT_COOKIE_NAME)));
+    }
+    if canary {
+        settings.canary = Some(canary_settings);
+    }
     Ok((settings, ignored))
+}
+
+fn parse_protocol(key: &str, value: &str) -> Result<BackendProtocol, AnnotationError> {
+    match value.trim().to_ascii_uppercase().as_str() {
+        "HTTP" => Ok(BackendProtocol::Http),
+        "HTTPS" => Ok(BackendProtocol::Https),
+        _ => Err(invalid(key, value, "HTTP or HTTPS")),
+    }
+}
+
+/// `cookie` is the only affinity type ingress-nginx has.
+fn parse_affinity(key: &str, value: &str) -> Result<bool, AnnotationError> {
+    match value.trim() {
+        "cookie" => Ok(true),
+        "" => Ok(false),
+        _ => Err(invalid(key, value, "\"cookie\"")),
+    }
+}
+
+/// A cookie name: an RFC 6265 token of at most 64 characters.
+fn parse_cookie_name(key: &str, value: &str) -> Result<Arc<str>, AnnotationError> {
+    let v = value.trim();
+    let token = |b: u8| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b);
+    if v.is_empty() || v.len() > 64 || !v.bytes().all(token) {
+        return Err(invalid(
+            key,
+            value,
+            "a cookie name of letters, digits and !#$%&'*+-.^_`|~ (at most 64)",
+        ));
+    }
+    Ok(Arc::from(v))
+}
+
+/// A whole percentage, 0 to 100.
+fn parse_weight(key: &str, value: &str) -> Result<u8, AnnotationError> {
+    match value.trim().parse::<u8>() {
+        Ok(n) if n <= 100 => Ok(n),
+        _ => Err(invalid(key, value, "a whole number from 0 to 100")),
+    }
+}
+
+fn parse_header_name(key: &str, value: &str) -> Result<HeaderName, AnnotationError> {
+    HeaderName::from_bytes(value.trim().as_bytes())
+        .map_err(|_| invalid(key, value, "an HTTP header name like X-Canary"))
 }
 
 fn parse_bool(key: &str, value: &str) -> Result<bool, AnnotationError> {
@@ -298,20 +457,23 @@ fn parse_cidrs(key: &str, value: &str) -> Result<Arc<[IpNetwork]>, AnnotationErr
     Ok(nets.into())
 }
 
-/// An absolute path without capture groups or control characters.
-fn parse_rewrite(key: &str, value: &str) -> Result<Arc<str>, AnnotationError> {
+/// An absolute path, maybe with capture groups (`/$2`), without query,
+/// fragment or control characters.
+fn parse_rewrite(key: &str, value: &str) -> Result<RewriteTemplate, AnnotationError> {
     let v = value.trim();
-    if !v.starts_with('/') || v.contains('$') || v.contains('?') || v.contains('#') {
+    let absolute = v.starts_with('/')
+        || (v.starts_with('$') && v.as_bytes().get(1).is_some_and(u8::is_ascii_digit));
+    if !absolute || v.contains('?') || v.contains('#') {
         return Err(invalid(
             key,
             value,
-            "an absolute path like / or /api (capture groups such as $1 are not supported)",
+            "an absolute path like /, /api or /$2 (no query or fragment)",
         ));
     }
     if !v.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(invalid(key, value, "a path of visible ASCII characters"));
     }
-    Ok(Arc::from(v))
+    Ok(RewriteTemplate::parse(v))
 }
 
 /// One line of the migration report.
@@ -399,7 +561,50 @@ mod tests {
         assert!(s.allows("10.1.2.3".parse().expect("ip")));
         assert!(s.allows("::ffff:192.168.1.1".parse().expect("ip")));
         assert!(!s.allows("192.168.1.2".parse().expect("ip")));
-        assert_eq!(s.rewrite_target.as_deref(), Some("/v2"));
+        assert_eq!(
+            s.rewrite_target.as_ref().map(RewriteTemplate::as_str),
+            Some("/v2")
+        );
+        assert_eq!(s.backend_protocol, BackendProtocol::Http);
+        let s = settings(&[
+            (USE_REGEX, "true"),
+            (REWRITE_TARGET, "/$2"),
+            (PROXY_SEND_TIMEOUT, "7"),
+            (BACKEND_PROTOCOL, "https"),
+            (AFFINITY, "cookie"),
+            (CANARY, "true"),
+            (CANARY_WEIGHT, "30"),
+            (CANARY_BY_HEADER, "X-Canary"),
+        ])
+        .expect("valid");
+        assert!(s.use_regex);
+        assert!(
+            s.rewrite_target
+                .as_ref()
+                .is_some_and(RewriteTemplate::has_groups)
+        );
+        assert_eq!(s.send_timeout, Some(Duration::from_secs(7)));
+        assert_eq!(s.backend_protocol, BackendProtocol::Https);
+        assert_eq!(s.affinity_cookie.as_deref(), Some(DEFAULT_COOKIE_NAME));
+        assert_eq!(
+            s.canary,
+            Some(CanarySettings {
+                weight: 30,
+                header: Some(HeaderName::from_static("x-canary"))
+            })
+        );
+        let s = settings(&[(AFFINITY, "cookie"), (SESSION_COOKIE_NAME, "route")]).expect("valid");
+        assert_eq!(s.affinity_cookie.as_deref(), Some("route"));
+        // Canary settings without canary: "true" do nothing; so does a
+        // cookie name without affinity.
+        let s = settings(&[
+            (CANARY, "false"),
+            (CANARY_WEIGHT, "50"),
+            (SESSION_COOKIE_NAME, "x"),
+        ])
+        .expect("valid");
+        assert_eq!(s.canary, None);
+        assert_eq!(s.affinity_cookie, None);
         assert_eq!(
             settings(&[(PROXY_BODY_SIZE, "0")]).expect("0").body_limit,
             None
@@ -424,6 +629,16 @@ mod tests {
             (WHITELIST_SOURCE_RANGE, ""),
             (REWRITE_TARGET, "/$2"),
             (REWRITE_TARGET, "relative"),
+            (REWRITE_TARGET, "/x?y=1"),
+            (USE_REGEX, "yes"),
+            (PROXY_SEND_TIMEOUT, "0"),
+            (AFFINITY, "ip"),
+            (SESSION_COOKIE_NAME, "bad name"),
+            (SESSION_COOKIE_NAME, "a;b"),
+            (CANARY, "maybe"),
+            (CANARY_WEIGHT, "101"),
+            (CANARY_WEIGHT, "-1"),
+            (CANARY_BY_HEADER, "bad header"),
             (REWRITE_TARGET, "/a b"),
         ] {
             let err = settings(&[(key, value)]).expect_err(value);
@@ -437,16 +652,16 @@ mod tests {
             "nginx.ingress.kubernetes.io/configuration-snippet",
             "nginx.ingress.kubernetes.io/server-snippet",
             "nginx.ingress.kubernetes.io/auth-url",
-            "nginx.ingress.kubernetes.io/canary",
-            USE_REGEX,
+            "nginx.ingress.kubernetes.io/canary-by-cookie",
+            "nginx.ingress.kubernetes.io/canary-by-header-value",
         ] {
             let err = settings(&[(key, "true")]).expect_err(key);
             assert!(matches!(err, AnnotationError::Refused { .. }), "{err}");
         }
-        let err = settings(&[(BACKEND_PROTOCOL, "HTTPS")]).expect_err("https");
-        assert!(err.to_string().contains("only HTTP"), "{err}");
+        let err = settings(&[(BACKEND_PROTOCOL, "GRPC")]).expect_err("grpc");
+        assert!(err.to_string().contains("HTTP and HTTPS"), "{err}");
         let (s, ignored) = parse(Some(&map(&[
-            ("nginx.ingress.kubernetes.io/affinity", "cookie"),
+            ("nginx.ingress.kubernetes.io/session-cookie-max-age", "3600"),
             ("nginx.ingress.kubernetes.io/proxy-buffering", "on"),
         ])))
         .expect("served");

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use strait_cluster::k8s_openapi::api::core::v1::ServicePort;
 use strait_cluster::{ClusterSnapshot, Protocol, Scope, select_endpoints, service};
 
+use crate::affinity::EndpointKey;
 use crate::config::{PortRef, ServiceRef};
 
 /// The endpoints of one Service port, with the round-robin cursor the proxy
@@ -25,6 +26,8 @@ pub struct Upstream {
     name: Arc<str>,
     /// Ready endpoints (serving-terminating ones when none is ready).
     endpoints: Vec<SocketAddr>,
+    /// The affinity cookie value of each endpoint, in the same order.
+    keys: Vec<EndpointKey>,
     /// Why there are no endpoints, when there are none.
     problem: Option<BackendProblem>,
     /// Round-robin cursor, shared with the previous table's copy.
@@ -36,6 +39,7 @@ impl Upstream {
     pub fn fixed(name: &str, endpoints: Vec<SocketAddr>) -> Self {
         Self {
             name: Arc::from(name),
+            keys: keys(name, &endpoints),
             endpoints,
             problem: None,
             cursor: Arc::default(),
@@ -58,16 +62,36 @@ impl Upstream {
         self.problem.as_ref()
     }
 
-    /// The endpoints in the order to try them for one request: round-robin
-    /// start, then the following ones (for retries), at most `attempts`.
-    pub fn attempt_order(&self, attempts: usize) -> impl Iterator<Item = SocketAddr> + '_ {
+    /// The endpoint an affinity cookie names, while it is one of ours.
+    pub fn endpoint_for(&self, key: EndpointKey) -> Option<SocketAddr> {
+        let i = self.keys.iter().position(|k| *k == key)?;
+        self.endpoints.get(i).copied()
+    }
+
+    /// The affinity cookie value of `endpoint`.
+    pub fn key_of(&self, endpoint: SocketAddr) -> EndpointKey {
+        self.endpoints
+            .iter()
+            .position(|e| *e == endpoint)
+            .and_then(|i| self.keys.get(i).copied())
+            .unwrap_or_else(|| EndpointKey::new(&self.name, endpoint))
+    }
+
+    /// The endpoints in the order to try them for one request: `pinned`
+    /// first when given (session affinity), then round-robin from the
+    /// cursor (for retries), at most `attempts` in all.
+    pub fn attempt_order(&self, attempts: usize, pinned: Option<SocketAddr>) -> Vec<SocketAddr> {
         let len = self.endpoints.len();
-        let start = if len == 0 {
-            0
-        } else {
-            self.cursor.fetch_add(1, Ordering::Relaxed) % len
-        };
-        (0..len.min(attempts)).filter_map(move |i| self.endpoints.get((start + i) % len).copied())
+        if len == 0 || attempts == 0 {
+            return Vec::new();
+        }
+        let start = self.cursor.fetch_add(1, Ordering::Relaxed) % len;
+        let rest = (0..len).filter_map(|i| self.endpoints.get((start + i) % len).copied());
+        pinned
+            .into_iter()
+            .chain(rest.filter(|e| Some(*e) != pinned))
+            .take(attempts)
+            .collect()
     }
 }
 
@@ -134,6 +158,7 @@ impl<'a> UpstreamResolver<'a> {
         let cursor = self.previous.get(&name).cloned().unwrap_or_default();
         let up = Arc::new(Upstream {
             name: name.clone(),
+            keys: keys(&name, &endpoints),
             endpoints,
             problem,
             cursor,
@@ -171,6 +196,14 @@ impl<'a> UpstreamResolver<'a> {
     }
 }
 
+/// The affinity keys of `endpoints` of upstream `name`.
+fn keys(name: &str, endpoints: &[SocketAddr]) -> Vec<EndpointKey> {
+    endpoints
+        .iter()
+        .map(|e| EndpointKey::new(name, *e))
+        .collect()
+}
+
 /// The Service port an Ingress backend names: `port.number` is the Service
 /// port (not the target port), `port.name` a Service port's name.
 fn find_port<'s>(ports: &'s [ServicePort], want: &PortRef) -> Option<&'s ServicePort> {
@@ -190,11 +223,20 @@ mod tests {
             .map(|i| SocketAddr::from(([127, 0, 0, i], 80)))
             .collect();
         let up = Upstream::fixed("ns/s:80", eps.clone());
-        let first: Vec<_> = up.attempt_order(2).collect();
-        assert_eq!(first, vec![eps[0], eps[1]]);
-        let second: Vec<_> = up.attempt_order(5).collect();
-        assert_eq!(second, vec![eps[1], eps[2], eps[0]]);
+        assert_eq!(up.attempt_order(2, None), vec![eps[0], eps[1]]);
+        assert_eq!(up.attempt_order(5, None), vec![eps[1], eps[2], eps[0]]);
+        // A pinned endpoint goes first and is not tried twice.
+        assert_eq!(
+            up.attempt_order(3, Some(eps[0])),
+            vec![eps[0], eps[2], eps[1]]
+        );
+        assert_eq!(up.attempt_order(2, Some(eps[1])), vec![eps[1], eps[0]]);
         let empty = Upstream::fixed("ns/s:80", Vec::new());
-        assert_eq!(empty.attempt_order(3).count(), 0);
+        assert!(empty.attempt_order(3, None).is_empty());
+        // Affinity keys name endpoints without revealing them.
+        let key = up.key_of(eps[2]);
+        assert_eq!(up.endpoint_for(key), Some(eps[2]));
+        let other = Upstream::fixed("ns/s:80", vec![eps[0]]);
+        assert_eq!(other.endpoint_for(key), None);
     }
 }

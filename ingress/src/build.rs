@@ -12,6 +12,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 
+use regex::Regex;
+
 use rustls::crypto::CryptoProvider;
 use rustls::sign::CertifiedKey;
 use strait_cluster::k8s_openapi::api::core::v1::Secret;
@@ -20,9 +22,10 @@ use strait_cluster::{ClusterSnapshot, ObjectKey};
 
 use crate::annotations::{self, IngressSettings};
 use crate::backend::UpstreamResolver;
+use crate::canary::Canary;
 use crate::class::ClassFilter;
 use crate::config::{IngressConfig, PortRef, ServiceRef};
-use crate::matching::{HostRule, PathRule, PathType, RouteTable};
+use crate::matching::{HostRule, PathError, PathRule, PathType, RouteTable};
 use crate::router::{Rewrite, Route, Router, Target};
 use crate::tls::{CertError, CertStore, DefaultCertError, certified_key_from_secret};
 
@@ -111,19 +114,35 @@ impl ConfigBuilder {
     /// wrong is reported and left out, and the rest is served.
     pub fn build(&mut self, snapshot: &ClusterSnapshot) -> Built {
         let mut report = BuildReport::default();
-        let ingresses = self.served_ingresses(snapshot, &mut report);
+        let (ingresses, canaries): (Vec<_>, Vec<_>) = self
+            .served_ingresses(snapshot, &mut report)
+            .into_iter()
+            .partition(|a| a.settings.canary.is_none());
         let certs = self.build_certs(snapshot, &ingresses, &mut report);
         let previous = std::mem::take(&mut self.cursors);
         let mut upstreams = UpstreamResolver::new(snapshot, &previous);
         let mut router = Router::default();
         let mut problems = Vec::new();
+        let mut canaries = canary_claims(&canaries, &mut upstreams, &mut problems);
         add_rules(
             &ingresses,
+            &mut canaries,
             &certs,
             &mut upstreams,
             &mut router,
             &mut problems,
         );
+        for (claim, canary) in canaries {
+            problems.push(Problem {
+                ingress: canary.ingress.to_string(),
+                message: format!(
+                    "canary for host {:?} path {:?} ignored: no other Ingress serves that host \
+                     and path",
+                    host_label(&claim.0),
+                    claim.1
+                ),
+            });
+        }
         add_defaults(
             &ingresses,
             &certs,
@@ -140,6 +159,7 @@ impl ConfigBuilder {
                 https_redirect: false,
                 settings: Arc::default(),
                 rewrite: None,
+                canary: None,
             }));
         }
         self.cursors = upstreams.into_cursors();
@@ -167,8 +187,18 @@ impl ConfigBuilder {
                 continue;
             }
             let name = key.to_string();
-            match annotations::parse(ingress.metadata.annotations.as_ref()) {
-                Ok((settings, ignored)) => {
+            let parsed = annotations::parse(ingress.metadata.annotations.as_ref())
+                .map_err(|e| e.to_string())
+                .and_then(|(settings, ignored)| {
+                    let regex_paths = if settings.use_regex {
+                        compile_regex_paths(ingress).map_err(|e| e.to_string())?
+                    } else {
+                        HashMap::new()
+                    };
+                    Ok((settings, ignored, regex_paths))
+                });
+            match parsed {
+                Ok((settings, ignored, regex_paths)) => {
                     for (annotation, verdict) in ignored {
                         report.problems.push(Problem {
                             ingress: name.clone(),
@@ -180,6 +210,7 @@ impl ConfigBuilder {
                         namespace: key.namespace.clone().unwrap_or_default(),
                         ingress,
                         settings: Arc::new(settings),
+                        regex_paths,
                     });
                 }
                 Err(e) => {
@@ -293,6 +324,113 @@ struct Admitted<'s> {
     namespace: String,
     ingress: &'s Ingress,
     settings: Arc<IngressSettings>,
+    /// With `use-regex`: the compiled rule of every Prefix and
+    /// ImplementationSpecific path, by path text and type.
+    regex_paths: HashMap<(String, PathType), PathRule>,
+}
+
+/// With `use-regex`, every Prefix and ImplementationSpecific path of
+/// `ingress` compiled; the first invalid one rejects the Ingress.
+fn compile_regex_paths(
+    ingress: &Ingress,
+) -> Result<HashMap<(String, PathType), PathRule>, PathError> {
+    let mut out = HashMap::new();
+    let paths = ingress
+        .spec
+        .iter()
+        .flat_map(|s| s.rules.iter().flatten())
+        .filter_map(|r| r.http.as_ref())
+        .flat_map(|h| h.paths.iter());
+    for path in paths {
+        // An unknown pathType is reported when the rule is added.
+        let Ok(path_type) = path.path_type.parse::<PathType>() else {
+            continue;
+        };
+        let text = path.path.as_deref().unwrap_or("");
+        if path_type == PathType::Exact || out.contains_key(&(text.to_owned(), path_type)) {
+            continue;
+        }
+        let rule = PathRule::regex(text, path_type)?;
+        out.insert((text.to_owned(), path_type), rule);
+    }
+    Ok(out)
+}
+
+/// A host/path as claimed by a rule: the host, the path (without trailing
+/// slashes unless Exact) and whether it is Exact.
+type Claim = (HostRule, String, bool);
+
+/// The claim of a rule path.
+fn claim_of(host: &HostRule, rule: &PathRule) -> Claim {
+    let exact = rule.path_type() == PathType::Exact;
+    let norm = if exact {
+        rule.path().to_owned()
+    } else {
+        rule.path().trim_end_matches('/').to_owned()
+    };
+    (host.clone(), norm, exact)
+}
+
+/// The canary of every host/path the canary Ingresses name; the oldest
+/// canary wins a host/path.
+fn canary_claims(
+    canaries: &[Admitted<'_>],
+    upstreams: &mut UpstreamResolver<'_>,
+    problems: &mut Vec<Problem>,
+) -> HashMap<Claim, Arc<Canary>> {
+    let mut out: HashMap<Claim, Arc<Canary>> = HashMap::new();
+    for ing in canaries {
+        let Some(settings) = ing.settings.canary.clone() else {
+            continue;
+        };
+        let Some(spec) = ing.ingress.spec.as_ref() else {
+            continue;
+        };
+        if spec.default_backend.is_some() {
+            problems.push(
+                ing.problem(
+                    "the defaultBackend of a canary Ingress is not used; only its rules split \
+                 traffic"
+                        .to_owned(),
+                ),
+            );
+        }
+        for rule in spec.rules.iter().flatten() {
+            let Ok(host) = HostRule::new(rule.host.as_deref().unwrap_or("")) else {
+                problems.push(ing.problem(format!(
+                    "canary rule skipped: invalid host {:?}",
+                    rule.host.as_deref().unwrap_or("")
+                )));
+                continue;
+            };
+            for path in rule.http.iter().flat_map(|h| h.paths.iter()) {
+                let Some(path_rule) =
+                    ing.path_rule(&path.path_type, path.path.as_deref(), problems)
+                else {
+                    continue;
+                };
+                let claim = claim_of(&host, &path_rule);
+                if let Some(owner) = out.get(&claim) {
+                    if owner.ingress != ing.name {
+                        problems.push(ing.problem(format!(
+                            "canary for path {:?} on host {:?} ignored: the older canary \
+                             ingress {} wins",
+                            path_rule.path(),
+                            rule.host.as_deref().unwrap_or("*"),
+                            owner.ingress
+                        )));
+                    }
+                    continue;
+                }
+                let target = ing.target(&path.backend, upstreams, problems);
+                out.insert(
+                    claim,
+                    Arc::new(Canary::new(ing.name.clone(), target, settings.clone())),
+                );
+            }
+        }
+    }
+    out
 }
 
 impl Admitted<'_> {
@@ -301,6 +439,66 @@ impl Admitted<'_> {
             ingress: self.name.to_string(),
             message,
         }
+    }
+
+    /// The rule of one `HTTPIngressPath` (a regex with `use-regex`),
+    /// reporting an invalid one.
+    fn path_rule(
+        &self,
+        path_type: &str,
+        path: Option<&str>,
+        problems: &mut Vec<Problem>,
+    ) -> Option<PathRule> {
+        let path = path.unwrap_or("");
+        let parsed = path_type.parse::<PathType>().and_then(|t| {
+            match self.regex_paths.get(&(path.to_owned(), t)) {
+                Some(rule) => Ok(rule.clone()),
+                None => PathRule::new(path, t),
+            }
+        });
+        match parsed {
+            Ok(p) => Some(p),
+            Err(e) => {
+                problems.push(self.problem(format!("path skipped: {e}")));
+                None
+            }
+        }
+    }
+
+    /// The `rewrite-target` of a rule of this Ingress, if it sets one.
+    fn rewrite(&self, rule: &PathRule, problems: &mut Vec<Problem>) -> Option<Rewrite> {
+        let template = self.settings.rewrite_target.as_ref()?;
+        if !self.settings.use_regex {
+            let matched = match rule.path_type() {
+                PathType::Exact => rule.path().len(),
+                PathType::Prefix | PathType::ImplementationSpecific => {
+                    rule.path().trim_end_matches('/').len()
+                }
+            };
+            return Some(Rewrite::Prefix {
+                matched,
+                target: Arc::from(template.as_str()),
+            });
+        }
+        let regex = match rule.compiled_regex() {
+            Some(regex) => regex.clone(),
+            // Exact paths stay literal; they have no groups to capture.
+            None => Arc::new(Regex::new(&format!("^{}$", regex::escape(rule.path()))).ok()?),
+        };
+        let groups = regex.captures_len().saturating_sub(1);
+        if template.max_group() > groups {
+            problems.push(self.problem(format!(
+                "rewrite-target {:?} refers to ${} but path {:?} has {groups} capture groups; \
+                 the missing ones expand to nothing",
+                template.as_str(),
+                template.max_group(),
+                rule.path()
+            )));
+        }
+        Some(Rewrite::Regex {
+            regex,
+            template: template.clone(),
+        })
     }
 
     /// The hosts of the Ingress's rules, as written.
@@ -381,15 +579,16 @@ impl Admitted<'_> {
 }
 
 /// Adds every host/path rule; the first (oldest) claim of a host/path wins.
+/// A canary for the same host/path is attached to the winning route.
 fn add_rules(
     ingresses: &[Admitted<'_>],
+    canaries: &mut HashMap<Claim, Arc<Canary>>,
     certs: &CertStore,
     upstreams: &mut UpstreamResolver<'_>,
     router: &mut Router,
     problems: &mut Vec<Problem>,
 ) {
-    // (host, path without trailing slashes for Prefix, exact?) → owner.
-    let mut claimed: HashMap<(HostRule, String, bool), Arc<str>> = HashMap::new();
+    let mut claimed: HashMap<Claim, Arc<str>> = HashMap::new();
     for ing in ingresses {
         let Some(spec) = ing.ingress.spec.as_ref() else {
             continue;
@@ -408,24 +607,12 @@ fn add_rules(
             let https_redirect = ing.redirects(&host, certs);
             let rule_host: Arc<str> = Arc::from(rule.host.as_deref().unwrap_or("*"));
             for path in &http.paths {
-                let parsed = path
-                    .path_type
-                    .parse::<PathType>()
-                    .and_then(|t| PathRule::new(path.path.as_deref().unwrap_or(""), t));
-                let path_rule = match parsed {
-                    Ok(p) => p,
-                    Err(e) => {
-                        problems.push(ing.problem(format!("path skipped: {e}")));
-                        continue;
-                    }
+                let Some(path_rule) =
+                    ing.path_rule(&path.path_type, path.path.as_deref(), problems)
+                else {
+                    continue;
                 };
-                let exact = path_rule.path_type() == PathType::Exact;
-                let norm = if exact {
-                    path_rule.path().to_owned()
-                } else {
-                    path_rule.path().trim_end_matches('/').to_owned()
-                };
-                let claim = (host.clone(), norm, exact);
+                let claim = claim_of(&host, &path_rule);
                 if let Some(owner) = claimed.get(&claim) {
                     if owner != &ing.name {
                         problems.push(ing.problem(format!(
@@ -438,17 +625,11 @@ fn add_rules(
                     }
                     continue;
                 }
+                let canary = canaries.remove(&claim);
                 claimed.insert(claim, ing.name.clone());
                 let target = ing.target(&path.backend, upstreams, problems);
                 let rule_path: Arc<str> = Arc::from(path_rule.path());
-                let rewrite = ing.settings.rewrite_target.as_ref().map(|t| Rewrite {
-                    matched: if exact {
-                        path_rule.path().len()
-                    } else {
-                        path_rule.path().trim_end_matches('/').len()
-                    },
-                    target: t.clone(),
-                });
+                let rewrite = ing.rewrite(&path_rule, problems);
                 router.rules.insert(
                     host.clone(),
                     path_rule,
@@ -460,6 +641,7 @@ fn add_rules(
                         https_redirect,
                         settings: ing.settings.clone(),
                         rewrite,
+                        canary,
                     }),
                 );
             }
@@ -509,6 +691,7 @@ fn add_defaults(
                 https_redirect: ing.settings.force_ssl_redirect,
                 settings: ing.settings.clone(),
                 rewrite: None,
+                canary: None,
             }));
             continue;
         }
@@ -532,6 +715,7 @@ fn add_defaults(
                 https_redirect: ing.redirects(&host, certs),
                 settings: ing.settings.clone(),
                 rewrite: None,
+                canary: None,
             });
             // "/" is a valid Prefix path, so this cannot fail.
             if let Ok(root) = PathRule::prefix("/") {

@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::status::StatusConfig;
+
 /// The `spec.controller` value of the IngressClasses Strait serves by default.
 pub const DEFAULT_CONTROLLER: &str = "strait.dev/ingress";
 /// The IngressClass name Strait answers to when no IngressClass object names
@@ -38,6 +40,8 @@ pub struct IngressConfig {
     pub max_attempts: usize,
     /// Log one structured line per request (target `strait_ingress::access`).
     pub access_log: bool,
+    /// Writing `status.loadBalancer.ingress`.
+    pub status: StatusConfig,
 }
 
 impl Default for IngressConfig {
@@ -52,6 +56,7 @@ impl Default for IngressConfig {
             timeouts: Timeouts::default(),
             max_attempts: 3,
             access_log: true,
+            status: StatusConfig::default(),
         }
     }
 }
@@ -84,8 +89,13 @@ impl Default for ClassConfig {
 pub struct Timeouts {
     /// Connecting to one upstream endpoint (then the next one is tried).
     pub connect: Duration,
-    /// From sending the request upstream to the response headers (504 after).
+    /// From the end of sending the request upstream to the response
+    /// headers (504 after).
     pub read: Duration,
+    /// Longest time the upstream may receive nothing while a request is
+    /// sent: a client pausing in its body, or an upstream not reading (504
+    /// after; nginx's `proxy_send_timeout`).
+    pub send: Duration,
     /// A client has this long to send its request headers.
     pub client_header: Duration,
     /// A TLS client has this long to finish the handshake.
@@ -101,6 +111,7 @@ impl Default for Timeouts {
         Self {
             connect: Duration::from_secs(5),
             read: Duration::from_secs(60),
+            send: Duration::from_secs(60),
             client_header: Duration::from_secs(60),
             tls_handshake: Duration::from_secs(10),
             upstream_idle: Duration::from_secs(90),

@@ -7,7 +7,8 @@
 //! * [`class`]: which Ingresses are ours (IngressClass, the class
 //!   annotation, the default class);
 //! * [`annotations`]: the ingress-nginx annotations honoured, as typed
-//!   settings;
+//!   settings; [`rewrite`], [`affinity`] and [`canary`] implement three of
+//!   them;
 //! * [`backend`]: Service backends resolved to ready endpoints;
 //! * [`build`]: one snapshot → one [`Router`] + [`tls::CertStore`], with
 //!   merges and conflicts (oldest Ingress wins) reported;
@@ -17,7 +18,8 @@
 //! * [`proxy`]: request handling, header rewriting, forwarding with retries
 //!   and timeouts;
 //! * [`server`]: listeners, TLS handshakes, graceful shutdown;
-//! * [`metrics`]: Prometheus metrics.
+//! * [`metrics`]: Prometheus metrics;
+//! * [`status`]: `status.loadBalancer.ingress` of the served Ingresses.
 //!
 //! Reconfiguration never blocks requests: a background task rebuilds the
 //! router and certificates on every snapshot and swaps them atomically
@@ -25,9 +27,11 @@
 
 #![warn(missing_docs)]
 
+pub mod affinity;
 pub mod annotations;
 pub mod backend;
 pub mod build;
+pub mod canary;
 pub mod class;
 pub mod config;
 mod error;
@@ -35,8 +39,10 @@ pub mod matching;
 pub mod metrics;
 pub mod proxy;
 mod reload;
+pub mod rewrite;
 pub mod router;
 pub mod server;
+pub mod status;
 pub mod tls;
 
 pub use build::{BuildReport, Built, ConfigBuilder, Problem};

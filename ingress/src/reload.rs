@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use crate::build::{BuildReport, Built, ConfigBuilder, Problem};
 use crate::metrics::Metrics;
 use crate::router::Router;
+use crate::status::StatusPlanner;
 use crate::tls::CertStore;
 
 /// Where a built configuration is published.
@@ -63,6 +64,7 @@ pub(crate) async fn run(
     mut builder: ConfigBuilder,
     targets: Targets,
     mut problems: BTreeSet<Problem>,
+    status: StatusPlanner,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
@@ -79,6 +81,7 @@ pub(crate) async fn run(
             }
         };
         let generation = snapshot.generation();
+        let snapshot_for_status = snapshot.clone();
         let job = tokio::task::spawn_blocking(move || {
             let built = builder.build(&snapshot);
             (builder, built)
@@ -93,6 +96,7 @@ pub(crate) async fn run(
             }
         };
         log_report(&built.report, &mut problems, generation);
+        status.offer(&snapshot_for_status, &built.report.served);
         targets.publish(built);
     }
 }

@@ -6,7 +6,10 @@ use std::sync::Arc;
 
 use crate::annotations::IngressSettings;
 use crate::backend::Upstream;
+use crate::canary::Canary;
 use crate::matching::RouteTable;
+
+pub use crate::rewrite::Rewrite;
 
 /// Where a matched request goes.
 #[derive(Debug, Clone)]
@@ -40,34 +43,9 @@ pub struct Route {
     pub settings: Arc<IngressSettings>,
     /// `rewrite-target`, for rule routes of Ingresses that set it.
     pub rewrite: Option<Rewrite>,
-}
-
-/// A `rewrite-target` bound to the rule it applies to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rewrite {
-    /// Bytes of the request path the rule matched (the rule path without
-    /// trailing slashes for Prefix rules).
-    pub matched: usize,
-    /// What replaces them.
-    pub target: Arc<str>,
-}
-
-impl Rewrite {
-    /// The request target (path and query) to send upstream.
-    pub fn apply(&self, request_target: &str) -> String {
-        let (path, query) = match request_target.find('?') {
-            Some(i) => request_target.split_at(i),
-            None => (request_target, ""),
-        };
-        let rest = path.get(self.matched..).unwrap_or("");
-        let mut out = self.target.trim_end_matches('/').to_owned();
-        out.push_str(rest);
-        if out.is_empty() {
-            out.push('/');
-        }
-        out.push_str(query);
-        out
-    }
+    /// A canary Ingress's backend for the same host and path, which takes
+    /// part of the traffic.
+    pub canary: Option<Arc<Canary>>,
 }
 
 /// Which part of the router answered, for access logs and tests.
@@ -116,27 +94,5 @@ impl Router {
     /// Number of host/path rules.
     pub fn rule_count(&self) -> usize {
         self.rules.len()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rewrites_replace_the_matched_prefix() {
-        let rw = |matched: usize, target: &str| Rewrite {
-            matched,
-            target: Arc::from(target),
-        };
-        // Prefix /api (4 bytes).
-        assert_eq!(rw(4, "/").apply("/api"), "/");
-        assert_eq!(rw(4, "/").apply("/api/"), "/");
-        assert_eq!(rw(4, "/").apply("/api/users?x=1"), "/users?x=1");
-        assert_eq!(rw(4, "/v2").apply("/api/users"), "/v2/users");
-        assert_eq!(rw(4, "/v2/").apply("/api"), "/v2");
-        // Prefix / (0 bytes).
-        assert_eq!(rw(0, "/base").apply("/x/y"), "/base/x/y");
-        assert_eq!(rw(0, "/").apply("/"), "/");
     }
 }

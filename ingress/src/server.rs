@@ -29,6 +29,7 @@ use crate::metrics::Metrics;
 use crate::proxy::{Body, ConnInfo, Handler, UpstreamClient, responses};
 use crate::reload::{self, Targets};
 use crate::router::Router;
+use crate::status::{self, StatusPlanner};
 use crate::tls::{self, SniResolver};
 
 /// A controller with its sockets bound but not yet serving.
@@ -111,6 +112,8 @@ impl IngressServer {
         let built = builder.build(&snapshot);
         let mut problems = BTreeSet::new();
         reload::log_report(&built.report, &mut problems, snapshot.generation());
+        let (status_planner, status_updates) = StatusPlanner::new(&config.status);
+        status_planner.offer(&snapshot, &built.report.served);
 
         let metrics = Arc::new(Metrics::new());
         let (swaps, swap_rx) = watch::channel(0);
@@ -131,15 +134,28 @@ impl IngressServer {
             builder,
             targets,
             problems,
+            status_planner,
             shutdown_rx.clone(),
         ));
+        if config.status.publish.is_some() {
+            tasks.spawn(status::run_writer(
+                config.status.write,
+                status_updates,
+                shutdown_rx.clone(),
+            ));
+        }
 
         let https_port = config
             .redirect_https_port
             .or_else(|| https_addr.map(|a| a.port()));
         let handler = Arc::new(Handler::new(
             router.clone(),
-            UpstreamClient::new(&config.timeouts, config.max_attempts, metrics.clone()),
+            UpstreamClient::new(
+                &config.timeouts,
+                config.max_attempts,
+                metrics.clone(),
+                tls::upstream_client_config(provider.clone())?,
+            ),
             metrics.clone(),
             https_port,
             config.access_log,

@@ -200,7 +200,10 @@ fn migration_report_gives_a_verdict_for_every_nginx_annotation() {
             "location / {}",
         ),
         ("nginx.ingress.kubernetes.io/affinity", "cookie"),
+        ("nginx.ingress.kubernetes.io/session-cookie-max-age", "3600"),
         ("nginx.ingress.kubernetes.io/proxy-read-timeout", "never"),
+        ("nginx.ingress.kubernetes.io/rewrite-target", "/$1"),
+        ("nginx.ingress.kubernetes.io/backend-protocol", "GRPC"),
         ("kubernetes.io/ingress.class", "strait"),
     ]
     .into_iter()
@@ -211,7 +214,7 @@ fn migration_report_gives_a_verdict_for_every_nginx_annotation() {
         .iter()
         .map(|l| (l.key.as_str(), l.verdict.as_str()))
         .collect();
-    assert_eq!(verdicts.len(), 5, "{verdicts:?}");
+    assert_eq!(verdicts.len(), 8, "{verdicts:?}");
     let of = |k: &str| {
         verdicts
             .iter()
@@ -222,6 +225,10 @@ fn migration_report_gives_a_verdict_for_every_nginx_annotation() {
     assert_eq!(of("/ssl-redirect"), "honoured");
     assert!(of("/proxy-body-size").starts_with("honoured, with a difference"));
     assert!(of("/server-snippet").starts_with("refused, the Ingress is not served"));
-    assert!(of("/affinity").starts_with("refused, ignored"));
+    assert!(of("/affinity").starts_with("honoured, with a difference"));
+    assert!(of("/session-cookie-max-age").starts_with("refused, ignored"));
     assert!(of("/proxy-read-timeout").contains("whole seconds"));
+    // Judged on its own, a capture group needs use-regex.
+    assert!(of("/rewrite-target").contains("use-regex"));
+    assert!(of("/backend-protocol").starts_with("refused, the Ingress is not served"));
 }

@@ -114,3 +114,64 @@ fn build_reports_merges_conflicts_and_problems() {
     );
     assert!(built.certs.is_empty());
 }
+
+#[test]
+fn invalid_regexes_reject_their_ingress_and_stray_canaries_are_reported() {
+    let p = "nginx.ingress.kubernetes.io/";
+    let (use_regex, canary, weight) = (
+        format!("{p}use-regex"),
+        format!("{p}canary"),
+        format!("{p}canary-weight"),
+    );
+    let m = Manifests::new();
+    m.write(
+        "all.yaml",
+        &[
+            ingress_yaml(
+                "broken",
+                &[(&use_regex, "true")],
+                &[
+                    ("r.test", "/ok/.*", "Prefix", "web"),
+                    ("r.test", "/broken(", "ImplementationSpecific", "web"),
+                ],
+            ),
+            ingress_yaml("main", &[], &[("c.test", "/", "Prefix", "web")]),
+            ingress_yaml(
+                "main-canary",
+                &[(&canary, "true"), (&weight, "10")],
+                &[("c.test", "/", "Prefix", "web-next")],
+            ),
+            ingress_yaml(
+                "stray-canary",
+                &[(&canary, "true")],
+                &[("nobody.test", "/x", "Exact", "web-next")],
+            ),
+        ]
+        .concat(),
+    );
+    let snapshot = strait_cluster::load_dir(m.path()).expect("manifests load");
+    let mut builder = ConfigBuilder::new(IngressConfig::default(), provider()).expect("builder");
+    let built = builder.build(&snapshot);
+    assert_eq!(built.report.rejected, ["apps/broken"]);
+    let problems: Vec<String> = built
+        .report
+        .problems
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let has = |needle: &str| {
+        assert!(
+            problems.iter().any(|p| p.contains(needle)),
+            "no problem mentions {needle:?}: {problems:#?}"
+        )
+    };
+    has("ingress apps/broken: rejected: path \"/broken(\" is not a valid regular expression");
+    has("ingress apps/stray-canary: canary for host \"nobody.test\" path \"/x\" ignored");
+    assert!(built.router.route("r.test", "/ok/1").is_none());
+    let (route, _) = built.router.route("c.test", "/").expect("main");
+    assert_eq!(&*route.ingress, "apps/main");
+    let canary = route.canary.as_ref().expect("the canary is attached");
+    assert_eq!(&*canary.ingress, "apps/main-canary");
+    assert_eq!(canary.settings.weight, 10);
+    assert!(built.router.route("nobody.test", "/x").is_none());
+}

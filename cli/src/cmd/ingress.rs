@@ -8,6 +8,7 @@ use anyhow::Context;
 use strait_cluster::{Kind, KindSet};
 use strait_ingress::annotations::migration_report;
 use strait_ingress::config::{DEFAULT_CLASS, DEFAULT_CONTROLLER};
+use strait_ingress::status::{PublishSource, StatusConfig, StatusWrite};
 use strait_ingress::{ClassConfig, IngressConfig, IngressServer, ServiceRef, Timeouts};
 
 use super::view::cluster_view;
@@ -48,6 +49,18 @@ pub struct Args {
     /// Time to wait for an upstream's response headers before answering 504.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     read_timeout: Duration,
+    /// Longest time an upstream may receive nothing while a request is sent
+    /// (a client pausing in its body, or an upstream not reading) before 504.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    send_timeout: Duration,
+    /// Write the LoadBalancer address of this Service (NAMESPACE/NAME) into
+    /// status.loadBalancer.ingress of the served Ingresses.
+    #[arg(long, conflicts_with = "publish_address", value_parser = PublishSource::service)]
+    publish_service: Option<PublishSource>,
+    /// Write these addresses (IPs or DNS names, comma-separated) into
+    /// status.loadBalancer.ingress of the served Ingresses.
+    #[arg(long, value_parser = PublishSource::addresses)]
+    publish_address: Option<PublishSource>,
     /// Time in-flight requests get to finish on shutdown.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     shutdown_grace: Duration,
@@ -151,10 +164,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         timeouts: Timeouts {
             connect: args.connect_timeout,
             read: args.read_timeout,
+            send: args.send_timeout,
             shutdown_grace: args.shutdown_grace,
             ..Timeouts::default()
         },
         access_log: !args.no_access_log,
+        status: StatusConfig {
+            publish: args
+                .publish_service
+                .clone()
+                .or(args.publish_address.clone()),
+            // Without an API server there is nothing to write to: log it.
+            write: if args.manifests.is_some() {
+                StatusWrite::LogOnly
+            } else {
+                StatusWrite::Api
+            },
+        },
         ..IngressConfig::default()
     };
     runtime()?.block_on(async move {

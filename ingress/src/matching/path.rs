@@ -2,6 +2,13 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
+
+use regex::{Regex, RegexBuilder};
+
+/// Largest compiled size of one path regex, so a hostile pattern cannot
+/// take much memory or build time (matching is linear-time anyway).
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
 /// How a rule's path is compared with the request path
 /// (`HTTPIngressPath.pathType`).
@@ -73,6 +80,14 @@ pub enum PathError {
         /// The declared path type.
         path_type: PathType,
     },
+    /// With `use-regex`, a path that is not a valid regular expression.
+    #[error("path {path:?} is not a valid regular expression (use-regex is set): {reason}")]
+    Regex {
+        /// The path as given.
+        path: String,
+        /// What the regex compiler said.
+        reason: String,
+    },
 }
 
 /// Sequences the API server refuses in `Exact` and `Prefix` paths.
@@ -94,7 +109,7 @@ pub struct PathRule {
 }
 
 /// The matching behaviour after `ImplementationSpecific` is resolved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Mode {
     Exact,
     /// Element-wise prefix of `path[..len]` (the path without trailing
@@ -102,7 +117,21 @@ enum Mode {
     Prefix {
         len: usize,
     },
+    /// `use-regex`: the compiled path, anchored at the start.
+    Regex(PathRegex),
 }
+
+/// A compiled path regex, compared by its source text.
+#[derive(Debug, Clone)]
+struct PathRegex(Arc<Regex>);
+
+impl PartialEq for PathRegex {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
+
+impl Eq for PathRegex {}
 
 impl PathRule {
     /// Validate `path` for `path_type`.
@@ -149,6 +178,37 @@ impl PathRule {
         })
     }
 
+    /// A `use-regex` rule: `path` is a regular expression matched, as
+    /// ingress-nginx's `location ~* "^path"` does, case-insensitively from
+    /// the start of the request path (not necessarily to its end). It is
+    /// compiled here, off the request path.
+    pub fn regex(path: &str, path_type: PathType) -> Result<Self, PathError> {
+        if !path.starts_with('/') {
+            return Err(PathError::NotAbsolute(path.to_owned()));
+        }
+        let regex = RegexBuilder::new(&format!("^(?:{path})"))
+            .case_insensitive(true)
+            .size_limit(REGEX_SIZE_LIMIT)
+            .build()
+            .map_err(|e| PathError::Regex {
+                path: path.to_owned(),
+                reason: one_line(&e.to_string()),
+            })?;
+        Ok(Self {
+            path: Box::from(path),
+            path_type,
+            mode: Mode::Regex(PathRegex(Arc::new(regex))),
+        })
+    }
+
+    /// The compiled regex of a `use-regex` rule.
+    pub fn compiled_regex(&self) -> Option<&Arc<Regex>> {
+        match &self.mode {
+            Mode::Regex(r) => Some(&r.0),
+            Mode::Exact | Mode::Prefix { .. } => None,
+        }
+    }
+
     /// Shorthand for an `Exact` rule.
     pub fn exact(path: &str) -> Result<Self, PathError> {
         Self::new(path, PathType::Exact)
@@ -179,9 +239,10 @@ impl PathRule {
         } else {
             request_path
         };
-        match self.mode {
+        match &self.mode {
             Mode::Exact => request == &*self.path,
-            Mode::Prefix { len } => {
+            Mode::Regex(r) => r.0.is_match(request),
+            &Mode::Prefix { len } => {
                 let Some(prefix) = self.path.as_bytes().get(..len) else {
                     return false;
                 };
@@ -197,10 +258,28 @@ impl PathRule {
     /// `Prefix`. Prefix length ignores the trailing slash, so `/foo/`
     /// (Prefix) and `/foo` (Exact) tie on length and Exact wins.
     pub(super) fn precedence(&self) -> (usize, bool) {
-        match self.mode {
+        match &self.mode {
             Mode::Exact => (self.path.len(), true),
-            Mode::Prefix { len } => (len, false),
+            Mode::Prefix { len } => (*len, false),
+            // ingress-nginx orders regex locations longest first.
+            Mode::Regex(_) => (self.path.len(), false),
         }
+    }
+}
+
+/// The regex crate's multi-line error (pattern, caret, message) as the one
+/// line a log field needs: the message itself.
+fn one_line(error: &str) -> String {
+    let lines: Vec<&str> = error
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    match lines.last() {
+        Some(last) if last.starts_with("error:") => {
+            last.trim_start_matches("error:").trim().to_owned()
+        }
+        _ => lines.join(" "),
     }
 }
 

@@ -438,3 +438,37 @@ proptest! {
         prop_assert!(!exact.matches(&with_slash));
     }
 }
+
+#[test]
+fn regex_paths_match_case_insensitively_from_the_start() {
+    let rule = PathRule::regex("/api/v[0-9]+(/|$)(.*)", Prefix).expect("valid");
+    assert!(rule.matches("/api/v1"));
+    assert!(rule.matches("/API/V22/users"));
+    assert!(!rule.matches("/api/vx"));
+    assert!(!rule.matches("/x/api/v1"));
+    assert!(rule.compiled_regex().is_some());
+    let err = PathRule::regex("/broken(", ImplementationSpecific).expect_err("invalid");
+    assert!(
+        err.to_string()
+            .ends_with("not a valid regular expression (use-regex is set): unclosed group"),
+        "{err}"
+    );
+    assert_eq!(
+        PathRule::regex("api", Prefix),
+        Err(PathError::NotAbsolute("api".into()))
+    );
+    // Longer patterns are preferred, as ingress-nginx orders locations.
+    let mut table = RouteTable::new();
+    table.insert(
+        HostRule::Any,
+        PathRule::regex("/a.*", Prefix).expect("ok"),
+        1,
+    );
+    table.insert(
+        HostRule::Any,
+        PathRule::regex("/a/b.*", Prefix).expect("ok"),
+        2,
+    );
+    assert_eq!(table.pick("h", "/a/bc"), Some(&2));
+    assert_eq!(table.pick("h", "/ax"), Some(&1));
+}

@@ -1,6 +1,7 @@
-//! Sending a request to one of an upstream's endpoints: a pooled keep-alive
-//! HTTP/1.1 client, round-robin endpoint order, another endpoint when
-//! connecting fails, and the read timeout.
+//! Sending a request to one of an upstream's endpoints: pooled keep-alive
+//! HTTP/1.1 clients (plain or TLS), round-robin endpoint order (or the
+//! affinity endpoint first), another endpoint when connecting fails, and the
+//! send and read timeouts.
 
 use std::collections::HashMap;
 use std::error::Error as _;
@@ -13,11 +14,14 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::{Body as _, Incoming};
 use hyper::{HeaderMap, Method, Request, Response, Uri, Version};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use rustls::ClientConfig;
 
+use super::connector::UpstreamConnector;
 use super::responses::full;
+use super::send_timeout::{SendStalled, watch_body};
 use super::{Body, BoxError};
+use crate::annotations::BackendProtocol;
 use crate::backend::Upstream;
 use crate::config::Timeouts;
 use crate::metrics::Metrics;
@@ -60,6 +64,16 @@ pub enum ForwardError {
         /// The read timeout.
         timeout: Duration,
     },
+    /// The upstream received nothing for the send timeout.
+    #[error("{endpoint} of {upstream}: {stalled}")]
+    SendTimeout {
+        /// `namespace/name:port`.
+        upstream: String,
+        /// The endpoint.
+        endpoint: SocketAddr,
+        /// The timeout.
+        stalled: SendStalled,
+    },
     /// The upstream connection failed after connecting.
     #[error("{endpoint} of {upstream} failed: {reason}")]
     Upstream {
@@ -90,8 +104,15 @@ pub struct SendOptions {
     pub connect_timeout: Option<Duration>,
     /// Response-head timeout instead of the controller's.
     pub read_timeout: Option<Duration>,
+    /// Send timeout instead of the controller's.
+    pub send_timeout: Option<Duration>,
     /// Largest request body.
     pub body_limit: Option<u64>,
+    /// HTTP or HTTPS to the upstream.
+    pub protocol: BackendProtocol,
+    /// Try this endpoint first (session affinity), if it is one of the
+    /// upstream's.
+    pub pinned: Option<SocketAddr>,
 }
 
 /// The part of the request that is re-sent on every attempt.
@@ -117,22 +138,28 @@ enum Payload {
 /// across route-table rebuilds: the pool is keyed by endpoint address).
 #[derive(Clone, Debug)]
 pub struct UpstreamClient {
-    client: Client<HttpConnector, Body>,
-    /// Clients for Ingresses with their own connect timeout, by timeout.
-    custom: Arc<Mutex<HashMap<Duration, Client<HttpConnector, Body>>>>,
+    /// The client with the controller's timeouts, over plain HTTP.
+    default: Pooled,
+    /// Clients for other protocols or timeouts, created on first use.
+    custom: Arc<Mutex<HashMap<ClientKey, Pooled>>>,
+    tls: Arc<ClientConfig>,
     connect_timeout: Duration,
+    send_timeout: Duration,
     idle_timeout: Duration,
     read_timeout: Duration,
     max_attempts: usize,
     metrics: Arc<Metrics>,
 }
 
-/// A pooled keep-alive HTTP/1.1 client connecting with `connect_timeout`.
-fn pooled(connect_timeout: Duration, idle_timeout: Duration) -> Client<HttpConnector, Body> {
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(connect_timeout));
-    connector.set_nodelay(true);
-    connector.enforce_http(true);
+/// A pooled keep-alive HTTP/1.1 client.
+type Pooled = Client<UpstreamConnector, Body>;
+
+/// What distinguishes the pooled clients: protocol, connect timeout and
+/// send timeout (the connection itself enforces the latter two).
+type ClientKey = (BackendProtocol, Duration, Duration);
+
+/// A pooled keep-alive HTTP/1.1 client over `connector`.
+fn pooled(connector: UpstreamConnector, idle_timeout: Duration) -> Pooled {
     Client::builder(TokioExecutor::new())
         .pool_timer(TokioTimer::new())
         .timer(TokioTimer::new())
@@ -145,12 +172,20 @@ fn pooled(connect_timeout: Duration, idle_timeout: Duration) -> Client<HttpConne
 
 impl UpstreamClient {
     /// A client with `timeouts`, trying at most `max_attempts` endpoints,
-    /// counting connect failures into `metrics`.
-    pub fn new(timeouts: &Timeouts, max_attempts: usize, metrics: Arc<Metrics>) -> Self {
+    /// counting connect failures into `metrics`; HTTPS upstreams use `tls`.
+    pub fn new(
+        timeouts: &Timeouts,
+        max_attempts: usize,
+        metrics: Arc<Metrics>,
+        tls: Arc<ClientConfig>,
+    ) -> Self {
+        let connector = UpstreamConnector::new(timeouts.connect, timeouts.send, None);
         Self {
-            client: pooled(timeouts.connect, timeouts.upstream_idle),
+            default: pooled(connector, timeouts.upstream_idle),
             custom: Arc::default(),
+            tls,
             connect_timeout: timeouts.connect,
+            send_timeout: timeouts.send,
             idle_timeout: timeouts.upstream_idle,
             read_timeout: timeouts.read,
             max_attempts: max_attempts.max(1),
@@ -158,20 +193,36 @@ impl UpstreamClient {
         }
     }
 
-    /// The client for a connect timeout (the shared one unless an Ingress
-    /// sets its own).
-    fn client_for(&self, connect_timeout: Option<Duration>) -> Client<HttpConnector, Body> {
-        match connect_timeout {
-            Some(t) if t != self.connect_timeout => {
-                // A poisoned lock only means another request panicked while
-                // inserting; the map is still usable.
-                let mut map = self.custom.lock().unwrap_or_else(|e| e.into_inner());
-                map.entry(t)
-                    .or_insert_with(|| pooled(t, self.idle_timeout))
-                    .clone()
-            }
-            _ => self.client.clone(),
+    /// The client for a route's protocol and timeouts (the shared one
+    /// unless the Ingress changes them).
+    fn client_for(&self, options: &SendOptions) -> Pooled {
+        let key = (
+            options.protocol,
+            options.connect_timeout.unwrap_or(self.connect_timeout),
+            options.send_timeout.unwrap_or(self.send_timeout),
+        );
+        if key
+            == (
+                BackendProtocol::Http,
+                self.connect_timeout,
+                self.send_timeout,
+            )
+        {
+            return self.default.clone();
         }
+        // A poisoned lock only means another request panicked while
+        // inserting; the map is still usable.
+        let mut map = self.custom.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(key)
+            .or_insert_with(|| {
+                let (protocol, connect, send) = key;
+                let tls = (protocol == BackendProtocol::Https).then(|| self.tls.clone());
+                pooled(
+                    UpstreamConnector::new(connect, send, tls),
+                    self.idle_timeout,
+                )
+            })
+            .clone()
     }
 
     /// Sends `request` to an endpoint of `upstream` and returns the
@@ -192,13 +243,15 @@ impl UpstreamClient {
                     .unwrap_or_default(),
             });
         }
-        let client = self.client_for(options.connect_timeout);
+        let client = self.client_for(&options);
         let read_timeout = options.read_timeout.unwrap_or(self.read_timeout);
-        let mut payload = self.payload(body, options.body_limit).await?;
+        let send_timeout = options.send_timeout.unwrap_or(self.send_timeout);
+        let mut payload = self.payload(body, options.body_limit, send_timeout).await?;
         let mut tried = 0;
         let mut last = String::new();
         let mut timed_out = false;
-        let order: Vec<SocketAddr> = upstream.attempt_order(self.max_attempts).collect();
+        let pinned = options.pinned.filter(|p| upstream.endpoints().contains(p));
+        let order = upstream.attempt_order(self.max_attempts, pinned);
         for endpoint in order {
             let (body, again) = match payload {
                 Payload::Replayable(ref bytes) => (full(bytes.clone()), true),
@@ -208,9 +261,10 @@ impl UpstreamClient {
                     (body, false)
                 }
             };
-            let req = build(&request, endpoint, body)?;
+            let (body, sent) = watch_body(body, send_timeout);
+            let req = build(&request, endpoint, options.protocol, body)?;
             tried += 1;
-            match tokio::time::timeout(read_timeout, client.request(req)).await {
+            match exchange(&client, req, sent, read_timeout).await {
                 Ok(Ok(resp)) => return Ok((resp, endpoint)),
                 Ok(Err(e)) if e.is_connect() => {
                     self.metrics.connect_failure();
@@ -229,6 +283,13 @@ impl UpstreamClient {
                 Ok(Err(e)) => {
                     if let Some(limit) = options.body_limit.filter(|_| exceeded_limit(&e)) {
                         return Err(ForwardError::TooLarge { limit });
+                    }
+                    if let Some(stalled) = find_source::<SendStalled>(&e) {
+                        return Err(ForwardError::SendTimeout {
+                            upstream: upstream.name().to_owned(),
+                            endpoint,
+                            stalled: *stalled,
+                        });
                     }
                     return Err(ForwardError::Upstream {
                         upstream: upstream.name().to_owned(),
@@ -255,7 +316,12 @@ impl UpstreamClient {
 
     /// Buffers small request bodies so they can be sent again, and
     /// enforces the body limit.
-    async fn payload(&self, body: Incoming, limit: Option<u64>) -> Result<Payload, ForwardError> {
+    async fn payload(
+        &self,
+        body: Incoming,
+        limit: Option<u64>,
+        send_timeout: Duration,
+    ) -> Result<Payload, ForwardError> {
         if body.is_end_stream() {
             return Ok(Payload::Replayable(Bytes::new()));
         }
@@ -266,9 +332,13 @@ impl UpstreamClient {
             return Err(ForwardError::TooLarge { limit });
         }
         if hint.upper().is_some_and(|n| n <= REPLAYABLE_BODY) {
-            let collected = tokio::time::timeout(self.read_timeout, body.collect())
+            let collected = tokio::time::timeout(send_timeout, body.collect())
                 .await
-                .map_err(|_| ForwardError::ClientBody("timed out".into()))?
+                .map_err(|_| {
+                    ForwardError::ClientBody(format!(
+                        "the client sent no complete body within {send_timeout:?}"
+                    ))
+                })?
                 .map_err(|e| ForwardError::ClientBody(e.to_string()))?;
             return Ok(Payload::Replayable(collected.to_bytes()));
         }
@@ -282,14 +352,41 @@ impl UpstreamClient {
     }
 }
 
+/// One exchange: the request is sent (bounded by the send timeout, in the
+/// body and the connection), then the response head must arrive within
+/// `read_timeout` (`Err` when it does not).
+async fn exchange(
+    client: &Pooled,
+    req: Request<Body>,
+    mut sent: tokio::sync::watch::Receiver<bool>,
+    read_timeout: Duration,
+) -> Result<
+    Result<Response<Incoming>, hyper_util::client::legacy::Error>,
+    tokio::time::error::Elapsed,
+> {
+    let response = client.request(req);
+    tokio::pin!(response);
+    tokio::select! {
+        resp = &mut response => return Ok(resp),
+        // Sent whole (or the body was dropped): the read timeout starts.
+        _ = sent.wait_for(|sent| *sent) => {}
+    }
+    tokio::time::timeout(read_timeout, response).await
+}
+
 /// One attempt's request to `endpoint`.
 fn build(
     request: &Outgoing,
     endpoint: SocketAddr,
+    protocol: BackendProtocol,
     body: Body,
 ) -> Result<Request<Body>, ForwardError> {
+    let scheme = match protocol {
+        BackendProtocol::Http => "http",
+        BackendProtocol::Https => "https",
+    };
     let uri = Uri::builder()
-        .scheme("http")
+        .scheme(scheme)
         .authority(endpoint.to_string())
         .path_and_query(request.path_and_query.as_str())
         .build()
@@ -330,6 +427,28 @@ fn is_timeout(e: &hyper_util::client::legacy::Error) -> bool {
         source = s.source();
     }
     false
+}
+
+/// The first error of type `T` among the sources of `e`.
+fn find_source<T: std::error::Error + 'static>(
+    e: &hyper_util::client::legacy::Error,
+) -> Option<&T> {
+    let mut source = e.source();
+    while let Some(s) = source {
+        if let Some(found) = s.downcast_ref::<T>() {
+            return Some(found);
+        }
+        // An io::Error's source skips its own payload; look at it too.
+        if let Some(found) = s
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| inner.downcast_ref::<T>())
+        {
+            return Some(found);
+        }
+        source = s.source();
+    }
+    None
 }
 
 /// Whether a request failed because its body went over the limit.

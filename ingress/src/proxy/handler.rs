@@ -1,5 +1,7 @@
-//! One request, start to finish: route it, redirect or refuse it, or
-//! rewrite it and forward it; then count and log it.
+//! One request, start to finish: route it, redirect or refuse it, or pick
+//! the canary or the main backend, rewrite it and forward it (to the
+//! affinity endpoint first, when the Ingress has cookie affinity); then
+//! count and log it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,6 +21,7 @@ use super::headers::{
 };
 use super::responses::{https_location, not_found, permanent_redirect, quote, text};
 use super::{Body, BoxError};
+use crate::affinity;
 use crate::backend::Upstream;
 use crate::metrics::{Metrics, RouteLabels};
 use crate::router::{Route, Router, Target};
@@ -110,8 +113,15 @@ impl Handler {
             ),
             None => (not_found(&host, &target), unmatched()),
             Some(route) => {
+                // A canary for this host/path takes its share here.
+                let (ingress, backend) = match &route.canary {
+                    Some(canary) if canary.takes(req.headers()) => {
+                        (canary.ingress.clone(), &canary.target)
+                    }
+                    _ => (route.ingress.clone(), &route.target),
+                };
                 let labels = RouteLabels {
-                    ingress: route.ingress.clone(),
+                    ingress,
                     host: route.rule_host.clone(),
                     path: route.rule_path.clone(),
                 };
@@ -127,7 +137,7 @@ impl Handler {
                 } else if route.https_redirect && !conn.tls {
                     permanent_redirect(&https_location(&host, self.https_port, &target))
                 } else {
-                    match &route.target {
+                    match backend {
                         Target::Unavailable(message) => {
                             text(StatusCode::SERVICE_UNAVAILABLE, message)
                         }
@@ -187,6 +197,12 @@ impl Handler {
         if let Some(protocol) = &upgrade {
             restore_upgrade(&mut headers, protocol.clone());
         }
+        let pinned = route
+            .settings
+            .affinity_cookie
+            .as_deref()
+            .and_then(|name| affinity::requested(&headers, name))
+            .and_then(|key| upstream.endpoint_for(key));
         join_cookies(&mut headers);
         // HTTP/1.1 upstreams require a Host header; an HTTP/1.0 client may
         // have sent none, and then it is empty (RFC 9112 §3.2).
@@ -224,7 +240,10 @@ impl Handler {
         let options = SendOptions {
             connect_timeout: route.settings.connect_timeout,
             read_timeout: route.settings.read_timeout,
+            send_timeout: route.settings.send_timeout,
             body_limit: route.settings.body_limit,
+            protocol: route.settings.backend_protocol,
+            pinned,
         };
         match self.client.send(upstream, outgoing, body, options).await {
             Ok((mut resp, endpoint)) => {
@@ -252,6 +271,15 @@ impl Handler {
                     }
                     _ => remove_hop_by_hop(resp.headers_mut()),
                 }
+                // Pin the client to the endpoint that answered, unless its
+                // cookie already does.
+                if let Some(name) = route.settings.affinity_cookie.as_deref()
+                    && pinned != Some(endpoint)
+                    && let Some(cookie) =
+                        affinity::set_cookie(name, upstream.key_of(endpoint), conn.tls)
+                {
+                    resp.headers_mut().append(header::SET_COOKIE, cookie);
+                }
                 (
                     resp.map(|b| b.map_err(BoxError::from).boxed_unsync()),
                     Some(endpoint),
@@ -263,7 +291,8 @@ impl Handler {
                     ForwardError::Connect {
                         timed_out: true, ..
                     }
-                    | ForwardError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+                    | ForwardError::Timeout { .. }
+                    | ForwardError::SendTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
                     ForwardError::Connect { .. } | ForwardError::Upstream { .. } => {
                         StatusCode::BAD_GATEWAY
                     }

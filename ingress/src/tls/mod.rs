@@ -1,9 +1,10 @@
 //! TLS termination: certificates from Secrets, the SNI resolver and the
 //! rustls server configuration (ring provider, TLS 1.2 and 1.3, ALPN h2 and
-//! http/1.1).
+//! http/1.1); and the client configuration for HTTPS upstreams.
 
 mod certs;
 mod store;
+mod upstream;
 
 use std::sync::Arc;
 
@@ -15,6 +16,7 @@ pub use certs::{
     certified_key_from_pem, certified_key_from_secret, default_certificate,
 };
 pub use store::{CertStore, SniResolver};
+pub use upstream::upstream_client_config;
 
 /// The crypto provider of the whole crate: ring, which kube already pulls in
 /// (so no second crypto library is built).

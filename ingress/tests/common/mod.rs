@@ -533,3 +533,43 @@ pub async fn https_h2(addr: SocketAddr, sni: &str, req: &Req<'_>) -> (Reply, Opt
 pub fn empty() -> Empty<Bytes> {
     Empty::new()
 }
+
+/// An Ingress `apps/name` of class strait with `annotations` (full keys)
+/// and one rule per `(host, path, pathType, service)`; each Service port is
+/// 80. Values are YAML-quoted, so regexes and `$1` pass unchanged.
+pub fn ingress_yaml(
+    name: &str,
+    annotations: &[(&str, &str)],
+    paths: &[(&str, &str, &str, &str)],
+) -> String {
+    let mut y = format!(
+        "apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: {name}
+  namespace: apps
+"
+    );
+    if !annotations.is_empty() {
+        y.push_str("  annotations:\n");
+        for (k, v) in annotations {
+            writeln!(y, "    {k}: {v:?}").expect("fmt");
+        }
+    }
+    y.push_str("spec:\n  ingressClassName: strait\n  rules:\n");
+    for (host, path, path_type, svc) in paths {
+        write!(
+            y,
+            "  - host: {host}
+    http:
+      paths:
+      - path: {path:?}
+        pathType: {path_type}
+        backend: {{service: {{name: {svc}, port: {{number: 80}}}}}}
+"
+        )
+        .expect("fmt");
+    }
+    y.push_str("---\n");
+    y
+}
