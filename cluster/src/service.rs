@@ -180,7 +180,9 @@ pub fn external_ips(service: &Service) -> Vec<IpAddr> {
         .collect()
 }
 
-/// The load balancer IPs in `status.loadBalancer.ingress[].ip` (hostnames are skipped).
+/// The load balancer IPs in `status.loadBalancer.ingress[].ip` that the
+/// node must serve: hostnames are skipped, and so are `ipMode: Proxy`
+/// entries, whose load balancer rewrites the destination itself.
 pub fn load_balancer_ips(service: &Service) -> Vec<IpAddr> {
     service
         .status
@@ -189,6 +191,7 @@ pub fn load_balancer_ips(service: &Service) -> Vec<IpAddr> {
         .and_then(|lb| lb.ingress.as_ref())
         .into_iter()
         .flatten()
+        .filter(|i| i.ip_mode.as_deref() != Some("Proxy"))
         .filter_map(|i| i.ip.as_deref()?.parse().ok())
         .collect()
 }

@@ -10,10 +10,10 @@ use std::{
 };
 
 use strait_cluster::{
-    ClusterSnapshot, ObjectKey, Protocol, Scope, k8s_openapi::api::core::v1::Service,
+    ClusterSnapshot, ObjectKey, Protocol, Scope, ServiceType, k8s_openapi::api::core::v1::Service,
     select_endpoints, service,
 };
-use strait_ebpf_common::{PROTO_TCP, PROTO_UDP};
+use strait_ebpf_common::{PROTO_TCP, PROTO_UDP, SVC_F_EXT_LOCAL, SVC_F_EXTERNAL, SVC_F_NODEPORT};
 
 use crate::Frontend;
 
@@ -25,7 +25,14 @@ pub struct FrontendSpec {
     pub backends: Vec<SocketAddr>,
     /// `sessionAffinity: ClientIP` timeout in seconds, if enabled.
     pub affinity_timeout: Option<u32>,
+    /// For traffic from outside the node (served by the tc programs):
+    /// `SVC_F_EXTERNAL`, plus `SVC_F_EXT_LOCAL` and `SVC_F_NODEPORT`; 0 for a
+    /// ClusterIP frontend.
+    pub external_flags: u16,
 }
+
+/// The frontend flags that describe external traffic.
+pub const EXTERNAL_FLAGS: u16 = SVC_F_EXTERNAL | SVC_F_EXT_LOCAL | SVC_F_NODEPORT;
 
 /// What the maps should contain, by frontend.
 pub type DesiredState = BTreeMap<Frontend, FrontendSpec>;
@@ -79,6 +86,7 @@ pub fn service_frontends(
                     .copied()
                     .collect(),
                 affinity_timeout,
+                external_flags: 0,
             };
             out.push((
                 Frontend {
@@ -87,6 +95,76 @@ pub fn service_frontends(
                     proto,
                 },
                 spec,
+            ));
+        }
+    }
+    out.extend(external_frontends(snapshot, namespace, key, svc, node_name));
+    out
+}
+
+/// NodePort, LoadBalancer-IP and externalIP frontends (IPv4: the tc
+/// datapath is IPv4-only for now), balancing over the endpoints that
+/// `externalTrafficPolicy` allows from this node.
+fn external_frontends(
+    snapshot: &ClusterSnapshot,
+    namespace: &str,
+    key: &ObjectKey,
+    svc: &Service,
+    node_name: &str,
+) -> Vec<(Frontend, FrontendSpec)> {
+    let mut out = Vec::new();
+    let node_port_type = matches!(
+        service::service_type(svc),
+        ServiceType::NodePort | ServiceType::LoadBalancer
+    );
+    let mut addresses: Vec<IpAddr> = service::external_ips(svc);
+    if service::service_type(svc) == ServiceType::LoadBalancer {
+        addresses.extend(service::load_balancer_ips(svc));
+    }
+    addresses.retain(IpAddr::is_ipv4);
+    if !node_port_type && addresses.is_empty() {
+        return out;
+    }
+    let scope = Scope::external(svc, node_name);
+    let mut flags = SVC_F_EXTERNAL;
+    if matches!(scope, Scope::NodeLocal(_)) {
+        flags |= SVC_F_EXT_LOCAL;
+    }
+    for sp in service::ports(svc) {
+        let (Some(port), Some(proto)) = (
+            strait_cluster::port_number(sp.port),
+            strait_cluster::service_port_protocol(sp).and_then(proto_number),
+        ) else {
+            continue;
+        };
+        let backends: Vec<SocketAddr> =
+            select_endpoints(svc, snapshot.slices_for(namespace, &key.name), sp, &scope)
+                .iter()
+                .map(strait_cluster::Backend::socket_addr)
+                .filter(SocketAddr::is_ipv4)
+                .collect();
+        let spec = |extra: u16| FrontendSpec {
+            backends: backends.clone(),
+            affinity_timeout: None,
+            external_flags: flags | extra,
+        };
+        if node_port_type && let Some(node_port) = sp.node_port.and_then(|p| u16::try_from(p).ok())
+        {
+            let wildcard = Frontend {
+                vip: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+                port: node_port,
+                proto,
+            };
+            out.push((wildcard, spec(SVC_F_NODEPORT)));
+        }
+        for addr in &addresses {
+            out.push((
+                Frontend {
+                    vip: *addr,
+                    port,
+                    proto,
+                },
+                spec(0),
             ));
         }
     }
@@ -194,6 +272,7 @@ endpoints:
         FrontendSpec {
             backends,
             affinity_timeout: None,
+            external_flags: 0,
         }
     }
 

@@ -24,6 +24,11 @@ pub struct KernelFrontend {
     pub count: u16,
     /// Affinity timeout, when the frontend has ClientIP affinity.
     pub affinity_timeout: Option<u32>,
+    /// The external-traffic flags (`SVC_F_EXTERNAL`, `SVC_F_EXT_LOCAL`,
+    /// `SVC_F_NODEPORT`) of the frontend entry.
+    pub external_flags: u16,
+    /// The Maglev row of an external frontend.
+    pub maglev_row: Option<u32>,
 }
 
 /// Everything the service and backend maps hold.
@@ -96,6 +101,10 @@ impl KernelState {
                     count: value.count,
                     affinity_timeout: (value.flags & SVC_F_AFFINITY != 0)
                         .then_some(value.affinity_timeout),
+                    external_flags: value.flags & crate::desired::EXTERNAL_FLAGS,
+                    maglev_row: (value.flags & strait_ebpf_common::SVC_F_EXTERNAL != 0
+                        && value.backend_id != 0)
+                        .then(|| value.backend_id - 1),
                 },
             );
         }

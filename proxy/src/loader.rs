@@ -9,13 +9,17 @@ use std::{
 use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, MapData},
-    programs::{CgroupAttachMode, CgroupSockAddr, links::FdLink, links::PinnedLink},
+    programs::{
+        CgroupAttachMode, CgroupSockAddr, LinkOrder, SchedClassifier, TcAttachType, links::FdLink,
+        links::PinnedLink, tc::TcAttachOptions,
+    },
 };
 use strait_ebpf_common::{
-    AFFINITY_MAX, BACKENDS_MAX, LAYOUT_VERSION, REVNAT_MAX, SERVICES_MAX, maps,
+    AFFINITY_MAX, BACKENDS_MAX, CONNTRACK_MAX, LAYOUT_VERSION, MAGLEV_TABLE_SIZE, MAGLEV_TABLES,
+    REVNAT_MAX, SERVICES_MAX, maps,
 };
 
-use crate::{ProxyError, object, service_maps::ServiceMaps};
+use crate::{ProxyError, node_maps::NodeMaps, object, service_maps::ServiceMaps};
 
 /// Where the agent pins its maps unless told otherwise.
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/strait";
@@ -24,6 +28,12 @@ pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/strait";
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 
 /// Every program in the object, attached together.
+/// The tc programs of the external datapath: name, hook, pin tag.
+pub const TC_PROGRAMS: [(&str, TcAttachType, &str); 2] = [
+    ("strait_tc_ingress", TcAttachType::Ingress, "ingress"),
+    ("strait_tc_egress", TcAttachType::Egress, "egress"),
+];
+
 pub const PROGRAMS: [&str; 8] = [
     "strait_connect4",
     "strait_connect6",
@@ -47,6 +57,10 @@ pub struct Capacity {
     pub affinity: u32,
     /// Reverse-translation entries (`--max-revnat`).
     pub revnat: u32,
+    /// External-traffic conntrack entries (`--max-conntrack`).
+    pub conntrack: u32,
+    /// Maglev tables, one per external frontend (`--max-maglev-tables`).
+    pub maglev_tables: u32,
 }
 
 impl Default for Capacity {
@@ -56,6 +70,8 @@ impl Default for Capacity {
             backends: BACKENDS_MAX,
             affinity: AFFINITY_MAX,
             revnat: REVNAT_MAX,
+            conntrack: CONNTRACK_MAX,
+            maglev_tables: MAGLEV_TABLES,
         }
     }
 }
@@ -98,6 +114,11 @@ impl SockLb {
             .map_max_entries(maps::BACKENDS, capacity.backends)
             .map_max_entries(maps::AFFINITY, capacity.affinity)
             .map_max_entries(maps::REVNAT, capacity.revnat)
+            .map_max_entries(maps::CONNTRACK, capacity.conntrack)
+            .map_max_entries(
+                maps::MAGLEV,
+                capacity.maglev_tables.saturating_mul(MAGLEV_TABLE_SIZE),
+            )
             .load(object::SOCK_LB)?;
         let layout = ebpf.map_mut(maps::LAYOUT).ok_or(ProxyError::Missing {
             what: "map",
@@ -208,6 +229,87 @@ impl SockLb {
     }
 
     /// Opens the service, backend and affinity maps for writing.
+    /// Attaches the external-traffic programs (NodePort, LoadBalancer,
+    /// externalIP) to `interface`, ingress and egress, as TCX links pinned
+    /// under the pin directory. A pinned link from an earlier agent is
+    /// updated in place to the new program (atomically: no packet sees no
+    /// program), so a restart never interrupts external flows.
+    pub fn attach_external(&mut self, interface: &str) -> Result<(), ProxyError> {
+        let dir = self.pin_dir.join("links");
+        std::fs::create_dir_all(&dir).map_err(|source| ProxyError::PinDir {
+            path: dir.clone(),
+            source,
+        })?;
+        for (name, attach_type, tag) in TC_PROGRAMS {
+            let err = |source| ProxyError::Program {
+                program: name,
+                source,
+            };
+            let link_err = |message: String| ProxyError::Link {
+                program: name,
+                message,
+            };
+            let program: &mut SchedClassifier = self
+                .ebpf
+                .program_mut(name)
+                .ok_or(ProxyError::Missing {
+                    what: "program",
+                    name,
+                })?
+                .try_into()
+                .map_err(err)?;
+            if program.fd().is_err() {
+                program.load().map_err(err)?;
+            }
+            let pin = dir.join(format!("tc-{interface}-{tag}"));
+            let link_id = match PinnedLink::from_pin(&pin) {
+                Ok(old) => {
+                    let link = FdLink::from(old)
+                        .try_into()
+                        .map_err(|e: aya::programs::links::LinkError| link_err(e.to_string()))?;
+                    program.attach_to_link(link).map_err(err)?
+                }
+                Err(_) => {
+                    let _ = std::fs::remove_file(&pin);
+                    program
+                        .attach_with_options(
+                            interface,
+                            attach_type,
+                            TcAttachOptions::TcxOrder(LinkOrder::default()),
+                        )
+                        .map_err(err)?
+                }
+            };
+            let link: FdLink = program
+                .take_link(link_id)
+                .map_err(err)?
+                .try_into()
+                .map_err(|e: aya::programs::links::LinkError| link_err(e.to_string()))?;
+            if !pin.exists() {
+                link.pin(&pin).map_err(|e| link_err(e.to_string()))?;
+            }
+        }
+        tracing::info!(
+            interface,
+            "attached external-traffic programs (NodePort, LoadBalancer)"
+        );
+        Ok(())
+    }
+
+    /// The node-wide maps of the external datapath.
+    pub fn node_maps(&mut self) -> Result<NodeMaps, ProxyError> {
+        let mut take = |name: &'static str| {
+            self.ebpf
+                .take_map(name)
+                .ok_or(ProxyError::Missing { what: "map", name })
+        };
+        let addrs = take(maps::NODE_ADDRS)?;
+        let local = take(maps::LOCAL_ENDPOINTS)?;
+        let config = take(maps::NODE_CONFIG)?;
+        let conntrack = take(maps::CONNTRACK)?;
+        NodeMaps::new(addrs, local, config, conntrack)
+    }
+
     pub fn service_maps(&mut self) -> Result<ServiceMaps, ProxyError> {
         let mut take = |name: &'static str| {
             self.ebpf
@@ -217,11 +319,13 @@ impl SockLb {
         let services = take(maps::SERVICES)?;
         let backends = take(maps::BACKENDS)?;
         let affinity = take(maps::AFFINITY)?;
+        let maglev = take(maps::MAGLEV)?;
         ServiceMaps::new(
             services,
             backends,
             affinity,
             (self.capacity.services, self.capacity.backends),
+            Some((maglev, self.capacity.maglev_tables)),
         )
     }
 }
@@ -233,6 +337,15 @@ pub fn remove_pins(pin_dir: &Path) -> std::io::Result<()> {
     let links = pin_dir.join("links");
     if let Ok(cgroups) = std::fs::read_dir(&links) {
         for cg in cgroups.flatten() {
+            // tc links are pinned files directly under links/.
+            if cg.file_type().is_ok_and(|t| t.is_file()) {
+                if let Ok(link) = PinnedLink::from_pin(cg.path()) {
+                    let _ = link.unpin();
+                } else {
+                    let _ = std::fs::remove_file(cg.path());
+                }
+                continue;
+            }
             for (_, generation) in generations(&cg.path()) {
                 detach_pinned(&generation);
             }

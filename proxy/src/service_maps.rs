@@ -61,6 +61,8 @@ struct Programmed {
     id: u32,
     backend_ids: Vec<u32>,
     affinity_timeout: Option<u32>,
+    external_flags: u16,
+    maglev_row: Option<u32>,
 }
 
 /// What one [`ServiceMaps::sync`] changed, for logs, metrics and cleanup.
@@ -94,6 +96,8 @@ pub struct ServiceMaps {
     released_udp: Vec<SocketAddr>,
     max_services: u32,
     max_backends: u32,
+    /// Maglev tables of external frontends (absent: slots by hash).
+    maglev: Option<crate::maglev::MaglevTables>,
 }
 
 /// The largest slot index; slot numbers are u16 and 0 is the frontend.
@@ -105,7 +109,15 @@ impl ServiceMaps {
         backends: Map,
         affinity: Map,
         capacity: (u32, u32),
+        maglev: Option<(Map, u32)>,
     ) -> Result<Self, ProxyError> {
+        let maglev = match maglev {
+            Some((map, rows)) => Some(crate::maglev::MaglevTables::new(
+                aya::maps::Array::try_from(map).map_err(map_err(maps::MAGLEV))?,
+                rows,
+            )),
+            None => None,
+        };
         let mut this = Self {
             services: HashMap::try_from(services).map_err(map_err(maps::SERVICES))?,
             backends: HashMap::try_from(backends).map_err(map_err(maps::BACKENDS))?,
@@ -119,6 +131,7 @@ impl ServiceMaps {
             released_udp: Vec::new(),
             max_services: capacity.0,
             max_backends: capacity.1,
+            maglev,
         };
         this.recover()?;
         Ok(this)
@@ -135,6 +148,11 @@ impl ServiceMaps {
         self.markers = kernel.markers.clone();
         for id in kernel.backends.keys() {
             self.next_backend_id = self.next_backend_id.max(id.wrapping_add(1)).max(1);
+        }
+        for kf in kernel.frontends.values() {
+            if let (Some(row), Some(tables)) = (kf.maglev_row, self.maglev.as_mut()) {
+                tables.claim(row);
+            }
         }
         for (fe, kf) in &kernel.frontends {
             let complete = kf.backend_ids.len() == usize::from(kf.count)
@@ -161,10 +179,17 @@ impl ServiceMaps {
                         Vec::new()
                     },
                     affinity_timeout: kf.affinity_timeout,
+                    external_flags: kf.external_flags,
+                    maglev_row: kf.maglev_row,
                 },
             );
         }
         Ok(())
+    }
+
+    /// Whether backend `id` is in the backend map (conntrack GC asks).
+    pub fn has_backend(&self, id: u32) -> bool {
+        self.identity_of.contains_key(&id)
     }
 
     /// Forgets the in-memory view and re-reads the kernel maps, so the next
@@ -209,7 +234,13 @@ impl ServiceMaps {
     /// break order, and frontends no longer desired are removed last.
     pub fn sync(&mut self, desired: &DesiredState) -> Result<SyncStats, ProxyError> {
         let mut stats = SyncStats::default();
-        let vips: BTreeSet<IpAddr> = desired.keys().map(|fe| fe.vip).collect();
+        // Only ClusterIPs get markers: a NodePort's wildcard or a
+        // LoadBalancer IP is not a VIP the socket hooks own.
+        let vips: BTreeSet<IpAddr> = desired
+            .iter()
+            .filter(|(_, spec)| spec.external_flags == 0)
+            .map(|(fe, _)| fe.vip)
+            .collect();
         for vip in &vips {
             self.ensure_marker(*vip)?;
         }
@@ -248,7 +279,9 @@ impl ServiceMaps {
     ) -> Result<SyncStats, ProxyError> {
         let mut stats = SyncStats::default();
         for (fe, spec) in &delta.upserts {
-            self.ensure_marker(fe.vip)?;
+            if spec.external_flags == 0 {
+                self.ensure_marker(fe.vip)?;
+            }
             if !self.is_programmed(fe, spec) {
                 self.upsert(*fe, spec)?;
                 stats.upserted += 1;
@@ -306,6 +339,7 @@ impl ServiceMaps {
     fn is_programmed(&self, fe: &Frontend, spec: &FrontendSpec) -> bool {
         self.frontends.get(fe).is_some_and(|p| {
             p.affinity_timeout == spec.affinity_timeout
+                && p.external_flags == spec.external_flags
                 && p.backend_ids.len() == spec.backends.len()
                 && p.backend_ids.iter().zip(&spec.backends).all(|(id, addr)| {
                     self.ids
@@ -347,17 +381,42 @@ impl ServiceMaps {
                 self.insert_service(frontend.key(slot(i)), value)?;
             }
         }
+        // 2b. the Maglev table of an external frontend, before the frontend
+        // entry points at it
+        let maglev_row = match (&mut self.maglev, spec.external_flags != 0) {
+            (Some(tables), true) => {
+                let row = match old.maglev_row {
+                    Some(row) => row,
+                    None => tables.allocate(&format!("{}:{}", frontend.vip, frontend.port))?,
+                };
+                let previous: Vec<SocketAddr> = old
+                    .backend_ids
+                    .iter()
+                    .filter_map(|id| self.identity_of.get(id).map(|(a, _)| *a))
+                    .collect();
+                let previous_ids =
+                    if old.maglev_row.is_some() && previous.len() == old.backend_ids.len() {
+                        (previous.as_slice(), old.backend_ids.as_slice())
+                    } else {
+                        (&[][..], &[][..])
+                    };
+                tables.write(row, &spec.backends, &new_ids, previous_ids)?;
+                Some(row)
+            }
+            _ => None,
+        };
         // 3. the count makes the new slots visible
         let front = ServiceValue {
+            backend_id: maglev_row.map_or(0, |r| r + 1),
             count: new_ids.len() as u16,
-            flags: if spec.affinity_timeout.is_some() {
-                SVC_F_AFFINITY
-            } else {
-                0
-            },
+            flags: spec.external_flags
+                | if spec.affinity_timeout.is_some() {
+                    SVC_F_AFFINITY
+                } else {
+                    0
+                },
             affinity_timeout: spec.affinity_timeout.unwrap_or(0),
             id,
-            ..Default::default()
         };
         self.insert_service(frontend.key(0), front)?;
         // 4. slots beyond the new count, then backends nobody references
@@ -382,6 +441,8 @@ impl ServiceMaps {
                 id,
                 backend_ids: new_ids,
                 affinity_timeout: spec.affinity_timeout,
+                external_flags: spec.external_flags,
+                maglev_row,
             },
         );
         Ok(())
@@ -399,6 +460,9 @@ impl ServiceMaps {
         }
         for id in &old.backend_ids {
             self.release_backend(*id)?;
+        }
+        if let (Some(row), Some(tables)) = (old.maglev_row, self.maglev.as_mut()) {
+            tables.release(row);
         }
         self.purge_affinity(old.id, &old.backend_ids.iter().copied().collect());
         Ok(())
@@ -523,7 +587,8 @@ impl ServiceMaps {
 }
 
 /// CLOCK_MONOTONIC in nanoseconds: the clock of `bpf_ktime_get_ns`.
-fn monotonic_ns() -> u64 {
+/// `CLOCK_MONOTONIC` in nanoseconds: the clock `bpf_ktime_get_ns` reads.
+pub(crate) fn monotonic_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,

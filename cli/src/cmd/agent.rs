@@ -36,6 +36,25 @@ pub struct Args {
     /// Capacity of the backend map; derived when not given.
     #[arg(long)]
     max_backends: Option<u32>,
+    /// Interfaces where NodePort, LoadBalancer and externalIP traffic
+    /// arrives (default: the interface of the default route; none: external
+    /// traffic is not handled).
+    #[arg(long, value_delimiter = ',')]
+    interfaces: Vec<String>,
+    /// Only node addresses in these IPv4 CIDRs serve NodePorts (kube-proxy's
+    /// --nodeport-addresses; default: every address).
+    #[arg(long, value_delimiter = ',')]
+    nodeport_addresses: Vec<ipnetwork::Ipv4Network>,
+}
+
+/// The interface of the IPv4 default route, from /proc/net/route.
+fn default_route_interface() -> Option<String> {
+    let table = std::fs::read_to_string("/proc/net/route").ok()?;
+    table.lines().skip(1).find_map(|line| {
+        let mut fields = line.split_whitespace();
+        let iface = fields.next()?;
+        (fields.next()? == "00000000").then(|| iface.to_owned())
+    })
 }
 
 #[derive(Debug, clap::Args)]
@@ -111,6 +130,12 @@ async fn agent(args: Args) -> anyhow::Result<ExitCode> {
         listen: args.metrics_addr,
         resync: Duration::from_secs(args.resync_seconds.max(1)),
         capacity,
+        interfaces: if args.interfaces.is_empty() {
+            default_route_interface().into_iter().collect()
+        } else {
+            args.interfaces
+        },
+        nodeport_cidrs: args.nodeport_addresses,
     };
     run(config, view, async {
         let _ = tokio::signal::ctrl_c().await;

@@ -14,7 +14,7 @@
 /// Bumped whenever a map's key or value layout changes. User space stores it
 /// in the pinned `STRAIT_LAYOUT` map and rebuilds pinned maps written with
 /// another version, so an upgrade never misreads old entries.
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 
 /// IANA protocol number for TCP.
 pub const PROTO_TCP: u8 = 6;
@@ -39,8 +39,31 @@ pub mod maps {
     pub const REVNAT: &str = "STRAIT_REVNAT";
     /// One entry: the [`LAYOUT_VERSION`](super::LAYOUT_VERSION) the pinned maps use.
     pub const LAYOUT: &str = "STRAIT_LAYOUT";
+    /// Connection tracking of external (NodePort, LoadBalancer, externalIP)
+    /// flows: forward and reply directions (LRU).
+    pub const CONNTRACK: &str = "STRAIT_CT";
+    /// This node's addresses, where NodePorts are served.
+    pub const NODE_ADDRS: &str = "STRAIT_NODE_ADDRS";
+    /// Endpoint addresses on this node (no SNAT needed to reach them).
+    pub const LOCAL_ENDPOINTS: &str = "STRAIT_LOCAL_EPS";
+    /// One entry: [`NodeConfig`](super::NodeConfig).
+    pub const NODE_CONFIG: &str = "STRAIT_NODE_CFG";
+    /// Maglev lookup tables of external frontends: row `r` holds
+    /// [`MAGLEV_TABLE_SIZE`](super::MAGLEV_TABLE_SIZE) backend ids.
+    pub const MAGLEV: &str = "STRAIT_MAGLEV";
     /// Every map, in the order user space checks and removes pins.
-    pub const ALL: [&str; 5] = [SERVICES, BACKENDS, AFFINITY, REVNAT, LAYOUT];
+    pub const ALL: [&str; 10] = [
+        MAGLEV,
+        SERVICES,
+        BACKENDS,
+        AFFINITY,
+        REVNAT,
+        LAYOUT,
+        CONNTRACK,
+        NODE_ADDRS,
+        LOCAL_ENDPOINTS,
+        NODE_CONFIG,
+    ];
 }
 
 /// Default capacity of the service map: frontends plus all their slots.
@@ -52,11 +75,96 @@ pub const AFFINITY_MAX: u32 = 65_536;
 /// Default capacity of the reverse-translation LRU map.
 pub const REVNAT_MAX: u32 = 262_144;
 
+/// Entries of one Maglev table: a prime ≥ 100 × the backends it serves well.
+pub const MAGLEV_TABLE_SIZE: u32 = 16_381;
+/// Default number of Maglev tables (one per external frontend).
+pub const MAGLEV_TABLES: u32 = 64;
+
+/// Default capacity of the external-traffic conntrack LRU map.
+pub const CONNTRACK_MAX: u32 = 262_144;
+/// Capacity of the node address map.
+pub const NODE_ADDRS_MAX: u32 = 256;
+/// Default capacity of the node-local endpoint map.
+pub const LOCAL_ENDPOINTS_MAX: u32 = 65_536;
+
 /// Frontend flag: the service uses ClientIP session affinity.
 pub const SVC_F_AFFINITY: u16 = 1 << 0;
 /// Frontend flag: this entry only marks the address as a service VIP (port 0,
 /// proto 0), so a connect to a port the service does not define is refused.
 pub const SVC_F_VIP_MARKER: u16 = 1 << 1;
+
+/// Frontend flag: traffic from outside the node (NodePort, LoadBalancer,
+/// externalIP), handled by the tc programs.
+pub const SVC_F_EXTERNAL: u16 = 1 << 2;
+/// Frontend flag: `externalTrafficPolicy: Local`: only node-local backends
+/// in the slots, the client address kept (no SNAT), dropped when none.
+pub const SVC_F_EXT_LOCAL: u16 = 1 << 3;
+/// Frontend flag: a NodePort, keyed by the wildcard address (all zero):
+/// served on every node address; the socket hooks ignore it.
+pub const SVC_F_NODEPORT: u16 = 1 << 4;
+
+/// Conntrack flag: the flow's source was rewritten to a node address.
+pub const CT_F_SNAT: u32 = 1 << 0;
+/// Conntrack key direction: as the client sent it.
+pub const CT_DIR_FORWARD: u8 = 0;
+/// Conntrack key direction: as the backend's reply looks.
+pub const CT_DIR_REPLY: u8 = 1;
+
+/// Key of the conntrack map (IPv4): the packet's addresses and ports as they
+/// appear on the wire in one direction.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct CtKey {
+    /// Source address (network byte order).
+    pub saddr: u32,
+    /// Destination address (network byte order).
+    pub daddr: u32,
+    /// Source port (network byte order).
+    pub sport: u16,
+    /// Destination port (network byte order).
+    pub dport: u16,
+    /// [`PROTO_TCP`] or [`PROTO_UDP`].
+    pub proto: u8,
+    /// [`CT_DIR_FORWARD`] or [`CT_DIR_REPLY`].
+    pub dir: u8,
+    /// Explicit padding.
+    pub pad: [u8; 2],
+}
+
+/// Value of the conntrack map. Forward entries: `addr1:port1` is the
+/// backend, `addr2:port2` the SNAT source (with [`CT_F_SNAT`]). Reply
+/// entries: `addr1:port1` is the frontend (the reply's new source),
+/// `addr2:port2` the client (its new destination, with [`CT_F_SNAT`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CtValue {
+    /// See the type's description.
+    pub addr1: u32,
+    /// See the type's description.
+    pub addr2: u32,
+    /// See the type's description.
+    pub port1: u16,
+    /// See the type's description.
+    pub port2: u16,
+    /// The backend chosen (forward entries), so a removed backend ends the flow.
+    pub backend_id: u32,
+    /// `CT_F_*` bits.
+    pub flags: u32,
+    /// Explicit padding.
+    pub pad: u32,
+    /// `bpf_ktime_get_ns` of the last packet, for user-space expiry.
+    pub last_seen_ns: u64,
+}
+
+/// Node-wide settings of the tc programs.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NodeConfig {
+    /// The address SNATed flows leave with (network byte order); 0 until set.
+    pub primary_v4: u32,
+    /// Explicit padding.
+    pub pad: u32,
+}
 
 /// Key of the service map. Slot 0 is the frontend entry that carries the
 /// backend count; slots `1..=count` each name one backend. This is the Cilium
@@ -79,7 +187,8 @@ pub struct ServiceKey {
 }
 
 /// Value of the service map. For slot 0 `count` is the number of backend
-/// slots; for a slot, `backend_id` names the backend.
+/// slots; for a slot, `backend_id` names the backend. In the frontend entry
+/// of an external frontend, `backend_id` is its Maglev row + 1 (0: none).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ServiceValue {
@@ -181,5 +290,8 @@ mod tests {
         assert_eq!(size_of::<RevNatKey>(), 8 + 16 + 2 + 6);
         assert_eq!(size_of::<RevNatValue>(), 16 + 2 + 6);
         assert_eq!(align_of::<RevNatKey>(), 8);
+        assert_eq!(size_of::<CtKey>(), 4 + 4 + 2 + 2 + 1 + 1 + 2);
+        assert_eq!(size_of::<CtValue>(), 4 + 4 + 2 + 2 + 4 + 4 + 4 + 8);
+        assert_eq!(size_of::<NodeConfig>(), 8);
     }
 }

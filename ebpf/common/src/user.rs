@@ -15,6 +15,9 @@ unsafe impl aya::Pod for crate::AffinityKey {}
 unsafe impl aya::Pod for crate::AffinityValue {}
 unsafe impl aya::Pod for crate::RevNatKey {}
 unsafe impl aya::Pod for crate::RevNatValue {}
+unsafe impl aya::Pod for crate::CtKey {}
+unsafe impl aya::Pod for crate::CtValue {}
+unsafe impl aya::Pod for crate::NodeConfig {}
 
 /// The map representation of an address: words in network byte order (as the
 /// kernel stores `user_ip4` / `user_ip6`) and the family.

@@ -5,7 +5,7 @@ use aya_ebpf::{
     programs::SockAddrContext,
 };
 use strait_ebpf_common::{
-    AffinityKey, AffinityValue, Backend, SVC_F_AFFINITY, ServiceKey, ServiceValue,
+    AffinityKey, AffinityValue, Backend, SVC_F_AFFINITY, SVC_F_EXTERNAL, ServiceKey, ServiceValue,
 };
 
 use crate::maps::{AFFINITY, BACKENDS, LAYOUT, SERVICES};
@@ -47,6 +47,10 @@ pub fn select(ctx: &SockAddrContext, addr: [u32; 4], family: u8, port: u16, prot
             None => Verdict::Pass,
         };
     };
+    // NodePorts and LoadBalancer IPs are the tc programs' business.
+    if frontend.flags & SVC_F_EXTERNAL != 0 {
+        return Verdict::Pass;
+    }
     if frontend.count == 0 {
         return Verdict::Refuse;
     }

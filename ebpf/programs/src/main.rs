@@ -7,12 +7,13 @@
 
 mod lb;
 mod maps;
+mod nodeport;
 
 use aya_ebpf::{
     bindings::bpf_sock_addr,
     helpers::{bpf_get_socket_cookie, bpf_set_retval},
-    macros::cgroup_sock_addr,
-    programs::SockAddrContext,
+    macros::{cgroup_sock_addr, classifier},
+    programs::{SockAddrContext, TcContext},
 };
 use strait_ebpf_common::{FAMILY_V4, FAMILY_V6, PROTO_TCP, PROTO_UDP, RevNatKey};
 
@@ -188,6 +189,18 @@ pub fn strait_getpeername6(ctx: SockAddrContext) -> i32 {
 }
 
 #[cfg(not(test))]
+/// NodePort / LoadBalancer / externalIP traffic entering the node.
+#[classifier]
+pub fn strait_tc_ingress(ctx: TcContext) -> i32 {
+    nodeport::ingress(&ctx)
+}
+
+/// Replies of external flows to node-local backends leaving the node.
+#[classifier]
+pub fn strait_tc_egress(ctx: TcContext) -> i32 {
+    nodeport::egress(&ctx)
+}
+
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo) -> ! {
     loop {}

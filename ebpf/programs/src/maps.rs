@@ -5,8 +5,9 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap},
 };
 use strait_ebpf_common::{
-    AFFINITY_MAX, AffinityKey, AffinityValue, BACKENDS_MAX, Backend, REVNAT_MAX, RevNatKey,
-    RevNatValue, SERVICES_MAX, ServiceKey, ServiceValue,
+    AFFINITY_MAX, AffinityKey, AffinityValue, BACKENDS_MAX, Backend, CONNTRACK_MAX, CtKey, CtValue,
+    LOCAL_ENDPOINTS_MAX, MAGLEV_TABLE_SIZE, MAGLEV_TABLES, NODE_ADDRS_MAX, NodeConfig, REVNAT_MAX,
+    RevNatKey, RevNatValue, SERVICES_MAX, ServiceKey, ServiceValue,
 };
 
 /// Frontends and backend slots.
@@ -28,3 +29,23 @@ pub static REVNAT: LruHashMap<RevNatKey, RevNatValue> = LruHashMap::pinned(REVNA
 /// The layout version user space wrote; read only by user space.
 #[map(name = "STRAIT_LAYOUT")]
 pub static LAYOUT: Array<u32> = Array::pinned(1, 0);
+
+/// External flows in both directions, written by the tc programs (hence LRU).
+#[map(name = "STRAIT_CT")]
+pub static CONNTRACK: LruHashMap<CtKey, CtValue> = LruHashMap::pinned(CONNTRACK_MAX, 0);
+
+/// This node's IPv4 addresses (network byte order), where NodePorts answer.
+#[map(name = "STRAIT_NODE_ADDRS")]
+pub static NODE_ADDRS: HashMap<u32, u32> = HashMap::pinned(NODE_ADDRS_MAX, 0);
+
+/// Endpoint addresses on this node: reached without SNAT.
+#[map(name = "STRAIT_LOCAL_EPS")]
+pub static LOCAL_ENDPOINTS: HashMap<u32, u32> = HashMap::pinned(LOCAL_ENDPOINTS_MAX, 0);
+
+/// Node-wide settings.
+#[map(name = "STRAIT_NODE_CFG")]
+pub static NODE_CONFIG: Array<NodeConfig> = Array::pinned(1, 0);
+
+/// Maglev tables of external frontends (sized by user space at load).
+#[map(name = "STRAIT_MAGLEV")]
+pub static MAGLEV: Array<u32> = Array::pinned(MAGLEV_TABLES * MAGLEV_TABLE_SIZE, 0);

@@ -36,6 +36,13 @@ pub struct AgentConfig {
     pub resync: Duration,
     /// Map sizes; `None` derives them from the cluster's object counts.
     pub capacity: Option<Capacity>,
+    /// Interfaces where traffic from outside the node arrives (NodePort,
+    /// LoadBalancer, externalIPs); the first one's address is the SNAT
+    /// source. Empty: no external datapath.
+    pub interfaces: Vec<String>,
+    /// kube-proxy's `--nodeport-addresses`: only node addresses in these
+    /// CIDRs serve NodePorts (empty: all).
+    pub nodeport_cidrs: Vec<ipnetwork::Ipv4Network>,
 }
 
 /// Map sizes that fit `desired` with room to grow: at least the defaults,
@@ -50,10 +57,12 @@ pub fn capacity_for(desired: &DesiredState) -> Capacity {
         let want = u32::try_from(need.saturating_mul(2)).unwrap_or(u32::MAX);
         want.max(default)
     };
+    let external = desired.values().filter(|s| s.external_flags != 0).count();
     let d = Capacity::default();
     Capacity {
         services: grow(frontends + slots + vips, d.services),
         backends: grow(backends.len(), d.backends),
+        maglev_tables: grow(external, d.maglev_tables),
         ..d
     }
 }
@@ -94,9 +103,36 @@ pub async fn run(
     };
     state.write_full(started, "initial");
     lb.attach(&config.cgroup_root)?;
+    let mut external = match config.interfaces.first() {
+        Some(primary) => {
+            let mut node = lb.node_maps()?;
+            let (addrs, snat) = crate::node_maps::node_addresses(primary, &config.nodeport_cidrs);
+            node.set_addresses(&addrs, snat)?;
+            node.set_local_endpoints(&crate::node_maps::local_endpoints(
+                &snapshot,
+                &config.node_name,
+            ))?;
+            for interface in &config.interfaces {
+                lb.attach_external(interface)?;
+            }
+            tracing::info!(?addrs, ?snat, "serving NodePorts on the node addresses");
+            Some((node, primary.clone()))
+        }
+        None => {
+            tracing::info!("no --interfaces: NodePort and LoadBalancer traffic is not handled");
+            None
+        }
+    };
+
+    let mut health_checks = crate::health_check::HealthChecks::default();
+    health_checks
+        .apply(crate::health_check::desired(&snapshot, &config.node_name))
+        .await;
 
     let mut resync = tokio::time::interval(config.resync);
     resync.tick().await;
+    // Node addresses come and go (DHCP, a VIP moved here); follow them.
+    let mut addresses = tokio::time::interval(Duration::from_secs(1));
     tokio::pin!(shutdown);
     let mut current = snapshot;
     let mut view_alive = true;
@@ -114,6 +150,17 @@ pub async fn run(
                             state.apply_change(&current, &next);
                         } else if next.synced() {
                             state.sync(&next, "change");
+                        }
+                        health_checks
+                            .apply(crate::health_check::desired(&next, &config.node_name))
+                            .await;
+                        if let Some((node, _)) = external.as_mut()
+                            && let Err(e) = node.set_local_endpoints(
+                                &crate::node_maps::local_endpoints(&next, &config.node_name),
+                            )
+                        {
+                            state.metrics.sync_errors.inc();
+                            tracing::warn!(error = %e, "updating the node-local endpoint map failed");
                         }
                         current = next;
                     }
@@ -135,6 +182,26 @@ pub async fn run(
                 let expired = state.maps.gc_affinity();
                 if expired > 0 {
                     tracing::debug!(expired, "removed expired session affinity entries");
+                }
+                if let Some((node, _)) = external.as_mut() {
+                    let maps = &state.maps;
+                    let removed = node.gc_conntrack(crate::service_maps::monotonic_ns(), |id| maps.has_backend(id));
+                    if removed > 0 {
+                        tracing::debug!(removed, "removed idle or orphaned conntrack entries");
+                    }
+                }
+            }
+            _ = addresses.tick(), if external.is_some() => {
+                if let Some((node, primary)) = external.as_mut() {
+                    let (addrs, snat) = crate::node_maps::node_addresses(primary, &config.nodeport_cidrs);
+                    match node.set_addresses(&addrs, snat) {
+                        Ok(true) => tracing::info!(?addrs, ?snat, "node addresses changed"),
+                        Ok(false) => {}
+                        Err(e) => {
+                            state.metrics.sync_errors.inc();
+                            tracing::warn!(error = %e, "updating the node address map failed");
+                        }
+                    }
                 }
             }
         }

@@ -1,0 +1,404 @@
+//! Traffic that enters the node from the network (NodePort, LoadBalancer
+//! IPs, externalIPs) never passes through a pod's connect(), so it is
+//! translated per packet by tc programs on the node's external interface:
+//!
+//! - ingress: a packet to a frontend picks a backend (by a hash of its
+//!   5-tuple, so every node picks the same one), is DNATed to it and, when
+//!   the backend is on another node and the policy is Cluster, SNATed to the
+//!   node address with a port chosen free in the conntrack map. Replies of
+//!   SNATed flows come back to this interface and are translated back here.
+//! - egress: replies of flows to node-local backends (not SNATed) get the
+//!   frontend address back as their source.
+//!
+//! IPv4 only for now. A frontend without backends is handed to the node's
+//! own stack, where nothing listens, so the client gets a TCP RST or ICMP
+//! port unreachable instead of a timeout; with `externalTrafficPolicy:
+//! Local` and no local backend the packet is dropped, as kube-proxy does.
+use aya_ebpf::{
+    bindings::{BPF_F_MARK_MANGLED_0, BPF_F_PSEUDO_HDR, TC_ACT_OK, TC_ACT_SHOT},
+    helpers::{bpf_ktime_get_ns, bpf_redirect_neigh},
+    programs::TcContext,
+};
+use strait_ebpf_common::{
+    CT_DIR_FORWARD, CT_DIR_REPLY, CT_F_SNAT, CtKey, CtValue, FAMILY_V4, MAGLEV_TABLE_SIZE,
+    PROTO_TCP, PROTO_UDP, SVC_F_EXT_LOCAL, SVC_F_EXTERNAL, SVC_F_NODEPORT, ServiceKey,
+    ServiceValue,
+};
+
+use crate::maps::{
+    BACKENDS, CONNTRACK, LOCAL_ENDPOINTS, MAGLEV, NODE_ADDRS, NODE_CONFIG, SERVICES,
+};
+
+/// tc verdicts as the program returns them (the bindings type them
+/// differently per target).
+#[allow(clippy::unnecessary_cast)]
+const OK: i32 = TC_ACT_OK as i32;
+#[allow(clippy::unnecessary_cast)]
+const SHOT: i32 = TC_ACT_SHOT as i32;
+
+const ETH_HLEN: usize = 14;
+const ETH_P_IP: u16 = 0x0800;
+const IP_CSUM_OFF: usize = ETH_HLEN + 10;
+const IP_SRC_OFF: usize = ETH_HLEN + 12;
+const IP_DST_OFF: usize = ETH_HLEN + 16;
+/// SNAT source ports: the Linux ephemeral range.
+const NAT_PORT_MIN: u32 = 32_768;
+const NAT_PORT_SPAN: u32 = 28_232;
+const NAT_PORT_TRIES: u32 = 8;
+
+/// A parsed IPv4 TCP/UDP packet.
+struct Packet {
+    saddr: u32,
+    daddr: u32,
+    sport: u16,
+    dport: u16,
+    proto: u8,
+    l4: usize,
+}
+
+impl Packet {
+    fn key(&self, dir: u8) -> CtKey {
+        CtKey {
+            saddr: self.saddr,
+            daddr: self.daddr,
+            sport: self.sport,
+            dport: self.dport,
+            proto: self.proto,
+            dir,
+            pad: [0; 2],
+        }
+    }
+
+    /// Offset of the L4 checksum.
+    fn csum_off(&self) -> usize {
+        if self.proto == PROTO_TCP {
+            self.l4 + 16
+        } else {
+            self.l4 + 6
+        }
+    }
+
+    fn l4_flags(&self) -> u64 {
+        if self.proto == PROTO_UDP {
+            u64::from(BPF_F_MARK_MANGLED_0)
+        } else {
+            0
+        }
+    }
+}
+
+#[inline(always)]
+fn parse(ctx: &TcContext) -> Option<Packet> {
+    let ethertype = u16::from_be(ctx.load::<u16>(12).ok()?);
+    if ethertype != ETH_P_IP {
+        return None;
+    }
+    let ver_ihl: u8 = ctx.load(ETH_HLEN).ok()?;
+    if ver_ihl >> 4 != 4 {
+        return None;
+    }
+    let ihl = usize::from(ver_ihl & 0x0f) * 4;
+    if ihl < 20 {
+        return None;
+    }
+    // Fragments other than the first carry no ports; leave them alone.
+    let frag = u16::from_be(ctx.load::<u16>(ETH_HLEN + 6).ok()?);
+    if frag & 0x1fff != 0 {
+        return None;
+    }
+    let proto: u8 = ctx.load(ETH_HLEN + 9).ok()?;
+    if proto != PROTO_TCP && proto != PROTO_UDP {
+        return None;
+    }
+    let l4 = ETH_HLEN + ihl;
+    Some(Packet {
+        saddr: ctx.load(IP_SRC_OFF).ok()?,
+        daddr: ctx.load(IP_DST_OFF).ok()?,
+        sport: ctx.load(l4).ok()?,
+        dport: ctx.load(l4 + 2).ok()?,
+        proto,
+        l4,
+    })
+}
+
+/// Rewrites one address and port (source or destination), fixing the IP and
+/// L4 checksums.
+#[inline(always)]
+fn rewrite(ctx: &TcContext, p: &Packet, dst: bool, addr: u32, port: u16) -> Result<(), i64> {
+    let (old_addr, old_port, addr_off, port_off) = if dst {
+        (p.daddr, p.dport, IP_DST_OFF, p.l4 + 2)
+    } else {
+        (p.saddr, p.sport, IP_SRC_OFF, p.l4)
+    };
+    let csum = p.csum_off();
+    let flags = p.l4_flags();
+    if old_addr != addr {
+        ctx.l4_csum_replace(
+            csum,
+            u64::from(old_addr),
+            u64::from(addr),
+            flags | u64::from(BPF_F_PSEUDO_HDR) | 4,
+        )?;
+        ctx.l3_csum_replace(IP_CSUM_OFF, u64::from(old_addr), u64::from(addr), 4)?;
+        ctx.store(addr_off, &addr, 0)?;
+    }
+    if old_port != port {
+        ctx.l4_csum_replace(csum, u64::from(old_port), u64::from(port), flags | 2)?;
+        ctx.store(port_off, &port, 0)?;
+    }
+    Ok(())
+}
+
+/// A flow hash that every node computes the same way: the client's address
+/// and port and the frontend as keyed in the map (a NodePort's wildcard, not
+/// the node address the packet happened to reach).
+#[inline(always)]
+fn flow_hash(p: &Packet, frontend_addr: u32) -> u32 {
+    let mut h: u32 = 0x9e37_79b9;
+    for word in [
+        p.saddr,
+        frontend_addr,
+        (u32::from(p.sport) << 16) | u32::from(p.dport),
+        u32::from(p.proto),
+    ] {
+        h ^= word;
+        h = h.wrapping_mul(0x85eb_ca6b);
+        h ^= h >> 13;
+        h = h.wrapping_mul(0xc2b2_ae35);
+        h ^= h >> 16;
+    }
+    h
+}
+
+/// Whether `addr` is one of this node's addresses (the map holds 1).
+#[inline(always)]
+fn is_node_addr(addr: u32) -> bool {
+    // SAFETY: plain-data value, copied out at once.
+    unsafe { NODE_ADDRS.get(addr) }.copied().unwrap_or(0) != 0
+}
+
+/// The external frontend the packet is addressed to.
+#[inline(always)]
+fn frontend(p: &Packet) -> Option<(ServiceKey, ServiceValue)> {
+    let mut key = ServiceKey {
+        addr: [p.daddr, 0, 0, 0],
+        port: p.dport,
+        slot: 0,
+        proto: p.proto,
+        family: FAMILY_V4,
+        pad: [0; 2],
+    };
+    // SAFETY: plain-data value, copied out at once.
+    if let Some(v) = unsafe { SERVICES.get(key) }.copied()
+        && v.flags & SVC_F_EXTERNAL != 0
+    {
+        return Some((key, v));
+    }
+    if !is_node_addr(p.daddr) {
+        return None;
+    }
+    key.addr = [0; 4];
+    // SAFETY: as above.
+    let v = unsafe { SERVICES.get(key) }.copied()?;
+    (v.flags & SVC_F_NODEPORT != 0).then_some((key, v))
+}
+
+/// tc ingress on the node's external interface.
+#[inline(always)]
+pub fn ingress(ctx: &TcContext) -> i32 {
+    match try_ingress(ctx) {
+        Ok(action) => action,
+        Err(_) => SHOT,
+    }
+}
+
+#[inline(always)]
+fn try_ingress(ctx: &TcContext) -> Result<i32, i64> {
+    let Some(p) = parse(ctx) else {
+        return Ok(OK);
+    };
+    // SAFETY: helper without preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    // A reply of a SNATed flow: back to the client, from the frontend.
+    let reply = p.key(CT_DIR_REPLY);
+    // SAFETY: plain-data value, copied out at once.
+    if let Some(mut rv) = unsafe { CONNTRACK.get(reply) }.copied()
+        && rv.flags & CT_F_SNAT != 0
+    {
+        rv.last_seen_ns = now;
+        let _ = CONNTRACK.insert(reply, rv, 0);
+        rewrite(ctx, &p, true, rv.addr2, rv.port2)?;
+        rewrite(ctx, &p, false, rv.addr1, rv.port1)?;
+        return Ok(redirect_out(ctx));
+    }
+    let Some((key, fe)) = frontend(&p) else {
+        return Ok(OK);
+    };
+    let forward = p.key(CT_DIR_FORWARD);
+    // SAFETY: as above.
+    if let Some(mut fv) = unsafe { CONNTRACK.get(forward) }.copied()
+        // SAFETY: as above. A removed backend ends the flow.
+        && unsafe { BACKENDS.get(fv.backend_id) }.is_some()
+    {
+        fv.last_seen_ns = now;
+        let _ = CONNTRACK.insert(forward, fv, 0);
+        return translate(ctx, &p, &fv);
+    }
+    if fe.count == 0 {
+        if fe.flags & SVC_F_EXT_LOCAL != 0 {
+            return Ok(SHOT);
+        }
+        return reject(ctx, &p);
+    }
+    let hash = flow_hash(&p, key.addr[0]);
+    let Some(backend_id) = pick(key, &fe, hash) else {
+        return reject(ctx, &p);
+    };
+    // SAFETY: as above.
+    let Some(backend) = (unsafe { BACKENDS.get(backend_id) }).copied() else {
+        return reject(ctx, &p);
+    };
+    let baddr = backend.addr[0];
+    // SAFETY: as above.
+    // Read the value (1) rather than test the pointer: the verifier refuses
+    // arithmetic on a map value pointer the compiler may fold a test into.
+    let local = unsafe { LOCAL_ENDPOINTS.get(baddr) }.copied().unwrap_or(0) != 0;
+    let mut fv = CtValue {
+        addr1: baddr,
+        port1: backend.port,
+        backend_id,
+        last_seen_ns: now,
+        ..CtValue::default()
+    };
+    let mut rv = CtValue {
+        addr1: p.daddr,
+        port1: p.dport,
+        addr2: p.saddr,
+        port2: p.sport,
+        backend_id,
+        last_seen_ns: now,
+        ..CtValue::default()
+    };
+    let mut rkey = CtKey {
+        saddr: baddr,
+        daddr: p.saddr,
+        sport: backend.port,
+        dport: p.sport,
+        proto: p.proto,
+        dir: CT_DIR_REPLY,
+        pad: [0; 2],
+    };
+    if !local && fe.flags & SVC_F_EXT_LOCAL == 0 {
+        // The reply must come back through this node: SNAT to its address.
+        // SAFETY: plain-data value.
+        let nat_addr = if is_node_addr(p.daddr) {
+            p.daddr
+        } else {
+            match NODE_CONFIG.get(0) {
+                Some(cfg) if cfg.primary_v4 != 0 => cfg.primary_v4,
+                _ => return Ok(SHOT),
+            }
+        };
+        rkey.daddr = nat_addr;
+        let mut found = false;
+        let mut i = 0;
+        while i < NAT_PORT_TRIES {
+            let port =
+                (NAT_PORT_MIN + (hash.wrapping_add(i.wrapping_mul(7919))) % NAT_PORT_SPAN) as u16;
+            rkey.dport = port.to_be();
+            // SAFETY: as above.
+            if unsafe { CONNTRACK.get(rkey) }.is_none() {
+                found = true;
+                break;
+            }
+            i += 1;
+        }
+        if !found {
+            return Ok(SHOT);
+        }
+        fv.flags = CT_F_SNAT;
+        fv.addr2 = nat_addr;
+        fv.port2 = rkey.dport;
+        rv.flags = CT_F_SNAT;
+    }
+    let _ = CONNTRACK.insert(rkey, rv, 0);
+    let _ = CONNTRACK.insert(forward, fv, 0);
+    translate(ctx, &p, &fv)
+}
+
+/// Applies a forward entry: DNAT, plus SNAT when the backend is elsewhere.
+#[inline(always)]
+fn translate(ctx: &TcContext, p: &Packet, fv: &CtValue) -> Result<i32, i64> {
+    rewrite(ctx, p, true, fv.addr1, fv.port1)?;
+    if fv.flags & CT_F_SNAT == 0 {
+        // To a local pod: the node's forwarding takes it from here.
+        return Ok(OK);
+    }
+    rewrite(ctx, p, false, fv.addr2, fv.port2)?;
+    Ok(redirect_out(ctx))
+}
+
+/// Sends a packet that now carries a node address as its source straight
+/// back out of the interface it came in on (the stack would drop it as a
+/// martian), with the next hop's MAC from the neighbour table.
+#[inline(always)]
+fn redirect_out(ctx: &TcContext) -> i32 {
+    // SAFETY: the context points at a valid __sk_buff for this program.
+    let ifindex = unsafe { (*ctx.skb.skb).ifindex };
+    // SAFETY: no parameters: the helper does the FIB lookup itself.
+    unsafe { bpf_redirect_neigh(ifindex, core::ptr::null_mut(), 0, 0) as i32 }
+}
+
+/// The backend for a new flow: from the frontend's Maglev row when it has
+/// one, else from a slot by the same hash.
+#[inline(always)]
+fn pick(mut key: ServiceKey, fe: &ServiceValue, hash: u32) -> Option<u32> {
+    if fe.backend_id != 0 {
+        let index = (fe.backend_id - 1) * MAGLEV_TABLE_SIZE + hash % MAGLEV_TABLE_SIZE;
+        if let Some(id) = MAGLEV.get(index)
+            && *id != 0
+        {
+            return Some(*id);
+        }
+    }
+    key.slot = (hash % u32::from(fe.count)) as u16 + 1;
+    // SAFETY: plain-data value, copied out at once.
+    unsafe { SERVICES.get(key) }.map(|slot| slot.backend_id)
+}
+
+/// Hands the packet to the node's own stack at a node address, where
+/// nothing listens on the port: TCP gets a RST, UDP an ICMP unreachable.
+#[inline(always)]
+fn reject(ctx: &TcContext, p: &Packet) -> Result<i32, i64> {
+    if !is_node_addr(p.daddr)
+        && let Some(cfg) = NODE_CONFIG.get(0)
+        && cfg.primary_v4 != 0
+    {
+        rewrite(ctx, p, true, cfg.primary_v4, p.dport)?;
+    }
+    Ok(OK)
+}
+
+/// tc egress on the node's external interface: replies of flows to local
+/// backends leave with the frontend as their source.
+#[inline(always)]
+pub fn egress(ctx: &TcContext) -> i32 {
+    let Some(p) = parse(ctx) else {
+        return OK;
+    };
+    let reply = p.key(CT_DIR_REPLY);
+    // SAFETY: plain-data value, copied out at once.
+    let Some(mut rv) = (unsafe { CONNTRACK.get(reply) }).copied() else {
+        return OK;
+    };
+    if rv.flags & CT_F_SNAT != 0 {
+        return OK;
+    }
+    // SAFETY: helper without preconditions.
+    rv.last_seen_ns = unsafe { bpf_ktime_get_ns() };
+    let _ = CONNTRACK.insert(reply, rv, 0);
+    match rewrite(ctx, &p, false, rv.addr1, rv.port1) {
+        Ok(()) => OK,
+        Err(_) => SHOT,
+    }
+}
