@@ -4,9 +4,9 @@
 //! ingress routes HTTPS by host and path; a readiness flip and a scale-up
 //! edited into the manifest reach proxy, DNS and ingress within 2 s; and
 //! `lab down` leaves nothing behind.
-//!
-//! Not covered yet (issue #6, packet-level datapath): NodePort and the
-//! LoadBalancer IP from the external netns.
+//! From the external netns: the NodePort through both nodes, and the
+//! LoadBalancer IP with `externalTrafficPolicy: Local` keeping the client
+//! address.
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -197,6 +197,28 @@ fn lab_up_serves_every_service_shape_follows_edits_and_down_removes_everything()
     };
     assert_eq!(https("/api/orders").as_deref(), Some("api-1"));
     assert!(matches!(https("/").as_deref(), Some("web-1" | "web-2")));
+
+    // From outside the cluster: NodePort through either node (api-1 runs on
+    // node-2: through node-1 it is SNATed, through node-2 the client shows).
+    let external = |url: &str| -> serde_json::Value {
+        let body = exec("external", &["curl", "-s", "-m", "3", url]);
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{url}: {e}: {body:?}"))
+    };
+    for node in ["192.0.2.11", "192.0.2.12"] {
+        let got = external(&format!("http://{node}:30080/"));
+        assert_eq!(got["pod"], "api-1", "NodePort via {node}: {got}");
+    }
+    let got = external("http://192.0.2.12:30080/");
+    assert!(
+        got["peer"].as_str().unwrap().starts_with("192.0.2.2:"),
+        "{got}"
+    );
+    let got = external("http://192.0.2.100/");
+    assert_eq!(got["pod"], "edge-1");
+    assert!(
+        got["peer"].as_str().unwrap().starts_with("192.0.2.2:"),
+        "the LoadBalancer with Local policy keeps the client address: {got}"
+    );
 
     // Readiness flip: web-3 becomes ready (proxy and ingress), db-1 not
     // ready (DNS), both within 2 s of the edit.

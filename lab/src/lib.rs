@@ -6,6 +6,7 @@
 //! cluster would have (kubelet status, EndpointSlices, Nodes, TLS Secrets)
 //! and records everything it creates so `down` removes all of it.
 
+mod announce;
 mod cgroup;
 mod cni;
 pub mod controller;

@@ -95,6 +95,9 @@ pub fn reconcile(
     }
     let rendered = render::render(&objects, state, paths)?;
     render::write(paths, &rendered)?;
+    let announced = crate::announce::plan(&rendered, state);
+    crate::announce::apply(state, announced)?;
+    state.save(paths)?;
     Ok(outcome)
 }
 

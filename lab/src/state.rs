@@ -40,6 +40,11 @@ pub struct LabState {
     pub pods: BTreeMap<String, PodState>,
     /// Long-running processes by component name (`controller`, `agent-node-1`).
     pub processes: BTreeMap<String, ProcessState>,
+    /// Routes in the external netns: LoadBalancer / external IP to the
+    /// underlay address of the node that announces it (as MetalLB's L2 mode
+    /// would).
+    #[serde(default)]
+    pub announced: BTreeMap<IpAddr, Ipv4Addr>,
 }
 
 /// One node of the lab.

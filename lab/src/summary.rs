@@ -98,7 +98,9 @@ pub fn summary(paths: &LabPaths) -> Result<String> {
         "\nTRY\n  \
          {lab} exec client -- curl -s http://web/\n  \
          {lab} exec client -- dig +short db.default.svc.cluster.local\n  \
-         {lab} exec client -- curl -sk --resolve shop.lab.strait.dev:443:10.96.0.105 https://shop.lab.strait.dev/api\n\n\
+         {lab} exec client -- curl -sk --resolve shop.lab.strait.dev:443:10.96.0.105 https://shop.lab.strait.dev/api\n  \
+         {lab} exec external -- curl -s http://192.0.2.12:30080/     # NodePort, from outside the cluster\n  \
+         {lab} exec external -- curl -s http://192.0.2.100/          # LoadBalancer, Local policy: the pod sees your address\n\n\
          Edit {} to change the cluster live; `{lab} status` checks every component;\n\
          `{lab} down` removes everything.",
         state.manifests.display()

@@ -251,6 +251,9 @@ fn start_agents(state: &mut LabState, paths: &LabPaths) -> Result<()> {
                 node.bpffs.display().to_string(),
                 "--metrics-addr".into(),
                 format!("0.0.0.0:{AGENT_HEALTH_PORT}"),
+                // NodePort / LoadBalancer traffic arrives on the underlay.
+                "--interfaces".into(),
+                "eth0".into(),
             ],
             env: vec![("STRAIT_LOG".into(), "info".into())],
             netns: Some(node.netns.clone()),
