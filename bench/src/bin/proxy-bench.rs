@@ -4,7 +4,13 @@
 //! namespaces. Needs root.
 //!
 //! usage: proxy-bench [--quick] [--sizes 100,1000,10000] [--seconds S]
-//!                    [--rounds R] [--concurrency C] [--modes direct,strait,iptables,nftables]
+//!                    [--rounds R] [--concurrency C]
+//!                    [--modes direct,strait,iptables,iptables-nft,nftables]
+//!                    [--iptables-nft-max N]
+//!
+//! `iptables` is kube-proxy's ruleset loaded with iptables-legacy-restore
+//! (the ×iptables ratios); `iptables-nft` is the same ruleset through
+//! iptables-nft-restore, skipped above --iptables-nft-max services (2000).
 //!        proxy-bench client [--cpu N]   (the load generator; spawned by the benchmark)
 
 #[path = "../proxy/mod.rs"]
@@ -24,6 +30,7 @@ fn parse_args(args: &[String]) -> anyhow::Result<Settings> {
         concurrency: 32,
         cpus: (cpus >= 2).then_some((0, 1)),
         modes: Mode::ALL.to_vec(),
+        iptables_nft_max: 2000,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -44,6 +51,7 @@ fn parse_args(args: &[String]) -> anyhow::Result<Settings> {
             "--seconds" => s.measure = value()?.parse()?,
             "--rounds" => s.rounds = value()?.parse()?,
             "--concurrency" => s.concurrency = value()?.parse()?,
+            "--iptables-nft-max" => s.iptables_nft_max = value()?.parse()?,
             "--modes" => {
                 s.modes = value()?
                     .split(',')

@@ -6,8 +6,13 @@
 //!   ELAPSED_NS P50_NS P99_NS FIRST_ERROR`: a fixed number of concurrent
 //!   connections, each one connect, a small request, the one-line reply and
 //!   close, over the targets round-robin;
-//! - `probe ADDR NAME` → `probe ATTEMPTS` once a new connection to ADDR is
-//!   answered by the echo server named NAME (or `probe-timeout`).
+//! - `watch ADDR NAME` → `watching` once the first connection to ADDR is
+//!   done, then connections one after the other until one is answered by the
+//!   echo server named NAME → `seen T_NS ATTEMPTS` with T_NS the
+//!   CLOCK_MONOTONIC time (shared by all processes) at which that
+//!   connection's connect completed (or `watch-timeout`). The benchmark
+//!   changes the datapath between the two lines, so the client is already
+//!   busy connecting and its wake-up latency is not part of the figure.
 use std::{
     cell::{Cell, RefCell},
     io::{BufRead, Write},
@@ -41,12 +46,29 @@ pub fn pin_to_cpu(cpu: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// CLOCK_MONOTONIC in nanoseconds: comparable between processes.
+pub fn mono_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec to a valid pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 /// One connection: connect, send, read the line, close. Returns the connect
 /// latency and the first word of the reply (the echo server's name).
 async fn one(target: SocketAddr) -> std::io::Result<(Duration, String)> {
+    one_at(target).await.map(|(d, _, name)| (d, name))
+}
+
+/// [`one`], also returning the [`mono_ns`] time at which connect completed.
+async fn one_at(target: SocketAddr) -> std::io::Result<(Duration, u64, String)> {
     let t0 = Instant::now();
     let mut s = TcpStream::connect(target).await?;
     let connect = t0.elapsed();
+    let connected_at = mono_ns();
     s.write_all(REQUEST).await?;
     let mut buf = [0u8; 256];
     let mut n = 0;
@@ -69,7 +91,7 @@ async fn one(target: SocketAddr) -> std::io::Result<(Duration, String)> {
         .next()
         .unwrap_or_default()
         .to_string();
-    Ok((connect, name))
+    Ok((connect, connected_at, name))
 }
 
 /// What a load run measured.
@@ -215,15 +237,22 @@ async fn run_load(
     }
 }
 
-async fn probe(addr: SocketAddr, name: &str) -> Option<u64> {
-    let deadline = Instant::now() + Duration::from_secs(5);
+/// How long `watch` waits for the change (iptables-nft's restore of a
+/// change takes seconds at a few thousand services).
+const WATCH_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Connects to `addr` one connection at a time until `name` answers;
+/// returns when that connect completed ([`mono_ns`]) and the attempts.
+async fn watch(addr: SocketAddr, name: &str) -> Option<(u64, u64)> {
+    let deadline = Instant::now() + WATCH_TIMEOUT;
     let mut attempts = 0;
     while Instant::now() < deadline {
         attempts += 1;
-        if let Ok(Ok((_, got))) = tokio::time::timeout(CONN_TIMEOUT, one(addr)).await
-            && got == name
-        {
-            return Some(attempts);
+        match tokio::time::timeout(CONN_TIMEOUT, one_at(addr)).await {
+            Ok(Ok((_, at, got))) if got == name => return Some((at, attempts)),
+            Ok(Ok(_)) => {}
+            // Do not spin on a refusing target.
+            _ => tokio::time::sleep(Duration::from_millis(1)).await,
         }
     }
     None
@@ -253,10 +282,18 @@ pub fn client_main(cpu: Option<usize>) -> anyhow::Result<()> {
                 let r = rt.block_on(run_load(Rc::new(targets), conc.parse()?, warmup, measure));
                 r.to_line()
             }
-            ["probe", addr, name] => match rt.block_on(probe(addr.parse()?, name)) {
-                Some(n) => format!("probe {n}"),
-                None => "probe-timeout".to_string(),
-            },
+            ["watch", addr, name] => {
+                let addr: SocketAddr = addr.parse()?;
+                // One connection first, so the path is warm, then tell the
+                // benchmark the watch is running.
+                let _ = rt.block_on(async { tokio::time::timeout(CONN_TIMEOUT, one(addr)).await });
+                writeln!(stdout, "watching")?;
+                stdout.flush()?;
+                match rt.block_on(watch(addr, name)) {
+                    Some((at, n)) => format!("seen {at} {n}"),
+                    None => "watch-timeout".to_string(),
+                }
+            }
             _ => bail!("unknown command {line:?}"),
         };
         writeln!(stdout, "{reply}")?;

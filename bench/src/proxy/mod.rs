@@ -2,21 +2,25 @@
 //! iptables and nftables modes and against connecting straight to the pods,
 //! for N services × 5 endpoints, all inside the benchmark's own namespaces.
 //!
-//! Topology (rebuilt per N; the client netns is rebuilt per mode, so one
+//! Topology (rebuilt per N; every mode gets its own client netns, so one
 //! mode's conntrack entries and rules never touch the next):
 //!
 //! ```text
-//!  client netns                         node netns ("backends")
-//!  10.244.255.1/24  ── veth ──  10.244.255.2/24
-//!  10.244.0.0/16 via .2                 5N endpoint /32s on a veth to a stub netns
-//!  (10.96.0.0/12 via .2 for the         echo "ep" on 0.0.0.0:8080,
-//!   NAT baselines only)                 echo "new" on 0.0.0.0:8081
+//!  client netns (one per mode)          node netns ("backends")
+//!  10.244.255.(4i+1)/30 ── veth ──  10.244.255.(4i+2)/30
+//!  10.244.0.0/16 via the node           AnyIP: `local 10.244.0.0-10.244.254.255
+//!  (10.96.0.0/12 via the node for       dev lo` (a handful of local routes, not
+//!   the NAT baselines only)             5N addresses), so every endpoint IP is
+//!                                       local; echo "ep" on 0.0.0.0:8080,
+//!                                       echo "new" on 0.0.0.0:8081
 //! ```
 //!
 //! No namespace has a default route; every namespace, veth, cgroup, bpffs
 //! and echo server is a guard of `strait-tests` and goes away on drop; the
-//! iptables and nftables rules are removed explicitly after each mode (and
+//! iptables and nftables rules are loaded only in the client netns of their
+//! mode and removed explicitly after it (and by drop guards on failure, and
 //! with the client netns in any case).
+pub mod agent;
 pub mod kube;
 pub mod load;
 
@@ -29,9 +33,7 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use strait_proxy::{
-    DesiredState, Frontend, FrontendSpec, ServiceMaps, SockLb, agent::capacity_for,
-};
+use strait_proxy::{ServiceMaps, SockLb, agent::capacity_for};
 use strait_tests::{Bpffs, Cgroup, ChildGuard, Echo, NetNs, VethPair, Via};
 
 pub use load::{LoadResult, client_main, pin_to_cpu};
@@ -64,6 +66,10 @@ pub struct Settings {
     pub cpus: Option<(usize, usize)>,
     /// Which modes to run.
     pub modes: Vec<Mode>,
+    /// Largest N at which the iptables-nft variant runs: its
+    /// `iptables-restore` is quadratic in the number of chains (iptables
+    /// 1.8.9: 1 000 services 1.5 s, 2 000 6.5 s, 5 000 80 s).
+    pub iptables_nft_max: usize,
 }
 
 /// What the client connects through.
@@ -73,15 +79,25 @@ pub enum Mode {
     Direct,
     /// VIPs, socket LB.
     Strait,
-    /// VIPs, kube-proxy iptables mode.
+    /// VIPs, kube-proxy iptables mode loaded with `iptables-legacy-restore`
+    /// (the ratios use this one).
     Iptables,
+    /// VIPs, the same iptables ruleset loaded with `iptables-nft-restore`
+    /// (Debian's default `iptables`).
+    IptablesNft,
     /// VIPs, kube-proxy nftables mode.
     Nftables,
 }
 
 impl Mode {
     /// All modes in run order.
-    pub const ALL: [Mode; 4] = [Mode::Direct, Mode::Strait, Mode::Iptables, Mode::Nftables];
+    pub const ALL: [Mode; 5] = [
+        Mode::Direct,
+        Mode::Strait,
+        Mode::Iptables,
+        Mode::IptablesNft,
+        Mode::Nftables,
+    ];
 
     /// Its name in the report.
     pub fn name(self) -> &'static str {
@@ -89,7 +105,17 @@ impl Mode {
             Mode::Direct => "direct",
             Mode::Strait => "strait",
             Mode::Iptables => "iptables",
+            Mode::IptablesNft => "iptables-nft",
             Mode::Nftables => "nftables",
+        }
+    }
+
+    /// The `iptables-restore` of an iptables mode.
+    fn restore(self) -> Option<&'static str> {
+        match self {
+            Mode::Iptables => Some("iptables-legacy-restore"),
+            Mode::IptablesNft => Some("iptables-nft-restore"),
+            _ => None,
         }
     }
 }
@@ -104,24 +130,31 @@ pub struct Row {
     /// The median load run.
     pub load: LoadResult,
     /// Per round: client process CPU, echo CPU, (client core, backend core) busy.
-    pub rates: Vec<(f64, f64, (f64, f64))>,
+    pub rates: Vec<(f64, f64, (CoreUse, CoreUse))>,
     /// Rate of every round, in run order.
     pub round_rates: Vec<f64>,
     /// One connection at a time: connect latency without queueing.
     pub latency: LoadResult,
     /// Busy share of the client core and the backend core during the run.
-    pub cpu: (f64, f64),
+    pub cpu: (CoreUse, CoreUse),
     /// CPU used by the client process and by the echo servers (this
     /// process), as a share of one core: what the other load on the
     /// machine does not blur.
     pub proc_cpu: (f64, f64),
     /// Full programming of N services (sync / iptables-restore / nft -f).
     pub full_load: Option<Duration>,
-    /// One endpoint change: the programming call alone.
+    /// One endpoint change: the programming call alone (strait: the agent's
+    /// incremental step, `IncrementalDesired::update` + `apply_delta`).
     pub change: Option<Duration>,
+    /// strait only: the same change written by a full `ServiceMaps::sync`
+    /// of all N services (what the agent did before the incremental path;
+    /// its periodic reconcile still does).
+    pub change_full_sync: Option<Duration>,
+    /// The slowest of the changes' visibility.
+    pub change_visible_max: Option<Duration>,
     /// One endpoint change: from the start of the programming call until a
-    /// new connect reached the new endpoint (an upper bound: includes one
-    /// round trip to the client process and ~5 connects).
+    /// connect of the client, which connects in a loop meanwhile, reached
+    /// the new endpoint (includes the ~5 connects the random pick needs).
     pub change_visible: Option<Duration>,
     /// Rules removal (baselines).
     pub cleanup: Option<Duration>,
@@ -163,66 +196,74 @@ pub fn services(n: usize) -> Vec<kube::Service> {
         .collect()
 }
 
-/// The one-endpoint change: the middle service's last endpoint is replaced.
-fn changed(services: &[kube::Service]) -> (usize, kube::Service) {
-    let idx = services.len() / 2;
-    let mut after = services[idx].clone();
-    *after.endpoints.last_mut().expect("endpoints") = spare_endpoint();
-    (idx, after)
-}
+/// One-endpoint changes measured per mode (the median is reported).
+const CHANGES: usize = 5;
 
-fn desired(services: &[kube::Service]) -> DesiredState {
-    services
-        .iter()
-        .map(|s| {
-            (
-                Frontend {
-                    vip: (*s.vip.ip()).into(),
-                    port: s.vip.port(),
-                    proto: 6,
-                },
-                FrontendSpec {
-                    backends: s.endpoints.iter().map(|e| SocketAddr::V4(*e)).collect(),
-                    affinity_timeout: None,
-                },
-            )
+/// The one-endpoint changes, one after the other: the last endpoint of
+/// [`CHANGES`] services from the middle on is replaced by the spare one.
+fn changes(services: &[kube::Service]) -> Vec<(usize, kube::Service)> {
+    (0..CHANGES.min(services.len()))
+        .map(|k| {
+            let idx = (services.len() / 2 + k) % services.len();
+            let mut after = services[idx].clone();
+            *after.endpoints.last_mut().expect("endpoints") = spare_endpoint();
+            (idx, after)
         })
         .collect()
 }
 
-/// The node netns: every endpoint address and the echo servers.
+/// The median of `v` (the upper one of an even count).
+fn median(v: &[Duration]) -> Option<Duration> {
+    let mut v = v.to_vec();
+    v.sort_unstable();
+    v.get(v.len() / 2).copied()
+}
+
+/// The address ranges the node treats as local (AnyIP): all of
+/// 10.244.0.0–10.244.254.255, i.e. the cluster CIDR without 10.244.255.0/24,
+/// where the client links live (a local route over them would swallow the
+/// node's replies to the clients).
+const ANYIP_RANGES: [&str; 8] = [
+    "10.244.0.0/17",
+    "10.244.128.0/18",
+    "10.244.192.0/19",
+    "10.244.224.0/20",
+    "10.244.240.0/21",
+    "10.244.248.0/22",
+    "10.244.252.0/23",
+    "10.244.254.0/24",
+];
+
+/// The node netns: every endpoint address (AnyIP) and the echo servers.
 struct Backends {
     ns: NetNs,
     _echos: Vec<Echo>,
-    _pods: VethPair,
-    _stub: NetNs,
 }
 
 impl Backends {
-    fn new(services: &[kube::Service], scratch: &Path) -> anyhow::Result<Backends> {
+    fn new(services: &[kube::Service]) -> anyhow::Result<Backends> {
         let ns = NetNs::new("pb-node")?;
-        let stub = NetNs::new("pb-pods")?;
-        let pods = VethPair::builder(&ns, &stub).create()?;
-        let dev = pods.a_name().to_string();
-        let mut batch = String::new();
+        let t = Instant::now();
+        // Local routes in the node netns's own `local` table: any address
+        // in them is delivered to the node's sockets, so the echo servers
+        // on 0.0.0.0 answer for every endpoint without 5N addresses.
+        for range in ANYIP_RANGES {
+            ns.ip(&["route", "add", "local", range, "dev", "lo"])
+                .with_context(|| format!("AnyIP route {range}"))?;
+        }
         for ep in services
             .iter()
             .flat_map(|s| s.endpoints.iter())
             .chain(std::iter::once(&spare_endpoint()))
         {
-            batch.push_str(&format!("addr add {}/32 dev {dev}\n", ep.ip()));
+            if ep.ip().octets()[2] == 255 {
+                bail!("endpoint {ep} is outside the AnyIP ranges");
+            }
         }
-        let file = scratch.join("addrs.batch");
-        std::fs::write(&file, batch)?;
-        let t = Instant::now();
-        ns.command("ip")
-            .arg("-batch")
-            .arg(&file)
-            .output_checked()
-            .context("adding endpoint addresses")?;
         eprintln!(
-            "  node: {} endpoint addresses in {:.2?}",
+            "  node: {} endpoint addresses as {} AnyIP routes in {:.2?}",
             services.len() * ENDPOINTS + 1,
+            ANYIP_RANGES.len(),
             t.elapsed()
         );
         ns.sysctl("net.core.somaxconn", "4096")?;
@@ -231,12 +272,7 @@ impl Backends {
             Echo::start(&ns, "ep", SocketAddr::from(([0, 0, 0, 0], EP_PORT)))?,
             Echo::start(&ns, "new", SocketAddr::from(([0, 0, 0, 0], NEW_PORT)))?,
         ];
-        Ok(Backends {
-            ns,
-            _echos: echos,
-            _pods: pods,
-            _stub: stub,
-        })
+        Ok(Backends { ns, _echos: echos })
     }
 }
 
@@ -302,6 +338,10 @@ impl Client {
     fn ask(&mut self, command: &str) -> anyhow::Result<String> {
         writeln!(self.stdin, "{command}")?;
         self.stdin.flush()?;
+        self.reply(command)
+    }
+
+    fn reply(&mut self, command: &str) -> anyhow::Result<String> {
         let mut line = String::new();
         if self.stdout.read_line(&mut line)? == 0 {
             bail!("client exited while running {command:?}");
@@ -319,11 +359,23 @@ impl Client {
         LoadResult::parse(&self.ask(&format!("load {secs} {warm} {conc} {}", file.display()))?)
     }
 
-    /// Connects to `addr` until the echo named `name` answers.
-    fn probe(&mut self, addr: SocketAddrV4, name: &str) -> anyhow::Result<u64> {
-        let reply = self.ask(&format!("probe {addr} {name}"))?;
-        match reply.strip_prefix("probe ") {
-            Some(n) => Ok(n.parse()?),
+    /// Starts the client connecting to `addr` in a loop (returns once it
+    /// runs); [`Client::seen`] then waits until the echo named `name`
+    /// answered.
+    fn watch(&mut self, addr: SocketAddrV4, name: &str) -> anyhow::Result<()> {
+        let reply = self.ask(&format!("watch {addr} {name}"))?;
+        if reply != "watching" {
+            bail!("unexpected reply to watch: {reply}");
+        }
+        Ok(())
+    }
+
+    /// The [`load::mono_ns`] time at which the watched change reached the
+    /// client's connects.
+    fn seen(&mut self, addr: SocketAddrV4) -> anyhow::Result<u64> {
+        let reply = self.reply("watch")?;
+        match reply.strip_prefix("seen ").and_then(|r| r.split_once(' ')) {
+            Some((at, _attempts)) => Ok(at.parse()?),
             None => bail!("the change never became visible at {addr} ({reply})"),
         }
     }
@@ -347,7 +399,8 @@ fn proc_ticks(pid: u32) -> u64 {
 }
 
 /// Per-core (busy, total) jiffies from /proc/stat.
-fn cpu_times() -> Vec<(u64, u64)> {
+/// Per-core (busy, softirq, total) jiffies from /proc/stat.
+fn cpu_times() -> Vec<(u64, u64, u64)> {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
     stat.lines()
         .filter(|l| l.starts_with("cpu") && !l.starts_with("cpu "))
@@ -359,15 +412,37 @@ fn cpu_times() -> Vec<(u64, u64)> {
                 .collect();
             let total: u64 = v.iter().take(8).sum();
             let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
-            (total - idle, total)
+            (total - idle, v.get(6).copied().unwrap_or(0), total)
         })
         .collect()
 }
 
-fn busy(before: &[(u64, u64)], after: &[(u64, u64)], cpu: usize) -> f64 {
-    match (before.get(cpu), after.get(cpu)) {
-        (Some(b), Some(a)) if a.1 > b.1 => (a.0 - b.0) as f64 / (a.1 - b.1) as f64,
-        _ => f64::NAN,
+/// How busy one core was during a run, as shares of the run.
+#[derive(Clone, Copy, Debug)]
+pub struct CoreUse {
+    /// Everything but idle and iowait (includes other processes).
+    pub busy: f64,
+    /// The softirq part of it (the network stack of both sides).
+    pub softirq: f64,
+}
+
+impl CoreUse {
+    const UNKNOWN: CoreUse = CoreUse {
+        busy: f64::NAN,
+        softirq: f64::NAN,
+    };
+
+    fn between(before: &[(u64, u64, u64)], after: &[(u64, u64, u64)], cpu: usize) -> CoreUse {
+        match (before.get(cpu), after.get(cpu)) {
+            (Some(b), Some(a)) if a.2 > b.2 => {
+                let total = (a.2 - b.2) as f64;
+                CoreUse {
+                    busy: (a.0 - b.0) as f64 / total,
+                    softirq: (a.1 - b.1) as f64 / total,
+                }
+            }
+            _ => CoreUse::UNKNOWN,
+        }
     }
 }
 
@@ -405,6 +480,8 @@ fn nft_tables(ns: &NetNs) -> anyhow::Result<Vec<String>> {
 /// drop, also when the run failed.
 struct IptablesGuard {
     ns: NetNs,
+    /// `iptables-legacy-restore` or `iptables-nft-restore`.
+    restore: &'static str,
     cleanup_file: std::path::PathBuf,
     created_tables: Vec<String>,
     armed: bool,
@@ -415,7 +492,7 @@ impl IptablesGuard {
         self.armed = false;
         let t = timed(
             &self.ns,
-            "iptables-restore",
+            self.restore,
             &["--noflush", &self.cleanup_file.to_string_lossy()],
         )?;
         for table in &self.created_tables {
@@ -462,6 +539,9 @@ impl Drop for NftGuard {
 
 /// The socket LB attached to the strait client's cgroup; detached on drop.
 struct StraitDp {
+    agent: agent::Agent,
+    /// The desired state before the last change.
+    previous: strait_proxy::DesiredState,
     maps: ServiceMaps,
     lb: SockLb,
     cgroup: Cgroup,
@@ -496,7 +576,11 @@ fn set_up(
     scratch: &Path,
     files: (&Path, &Path),
 ) -> anyhow::Result<Setup> {
-    let cns = ClientNs::new(node, idx, matches!(mode, Mode::Iptables | Mode::Nftables))?;
+    let cns = ClientNs::new(
+        node,
+        idx,
+        matches!(mode, Mode::Iptables | Mode::IptablesNft | Mode::Nftables),
+    )?;
     let client_cpu = s.cpus.map(|c| c.0);
     let mut row = Row {
         n: svcs.len(),
@@ -505,10 +589,12 @@ fn set_up(
         rates: Vec::new(),
         round_rates: Vec::new(),
         latency: LoadResult::default(),
-        cpu: (f64::NAN, f64::NAN),
+        cpu: (CoreUse::UNKNOWN, CoreUse::UNKNOWN),
         proc_cpu: (f64::NAN, f64::NAN),
         full_load: None,
         change: None,
+        change_full_sync: None,
+        change_visible_max: None,
         change_visible: None,
         cleanup: None,
     };
@@ -519,37 +605,38 @@ fn set_up(
         Mode::Strait => {
             let bpffs = Bpffs::new()?;
             let cg = Cgroup::new("pb-client")?;
-            let want = desired(svcs);
-            let mut lb = SockLb::load_with(bpffs.path(), capacity_for(&want))?;
+            let agent = agent::Agent::new(svcs)?;
+            let want = agent.desired();
+            let mut lb = SockLb::load_with(bpffs.path(), capacity_for(want))?;
             lb.attach(cg.path())?;
             let mut maps = lb.service_maps()?;
             let t = Instant::now();
-            maps.sync(&want)?;
+            maps.sync(want)?;
             row.full_load = Some(t.elapsed());
             cgroup = Some(cg.clone());
             strait = Some(StraitDp {
+                previous: agent.desired().clone(),
+                agent,
                 maps,
                 lb,
                 cgroup: cg,
                 _bpffs: bpffs,
             });
         }
-        Mode::Iptables => {
+        Mode::Iptables | Mode::IptablesNft => {
+            let restore = mode.restore().context("iptables variant")?;
             let before_tables = nft_tables(&cns.ns)?;
             let full = scratch.join("iptables-full.rules");
             std::fs::write(&full, kube::iptables_full(svcs))?;
             let cleanup_file = scratch.join("iptables-cleanup.rules");
             let mut guard = IptablesGuard {
                 ns: cns.ns.clone(),
+                restore,
                 cleanup_file,
                 created_tables: Vec::new(),
                 armed: true,
             };
-            let t = timed(
-                &cns.ns,
-                "iptables-restore",
-                &["--noflush", &full.to_string_lossy()],
-            );
+            let t = timed(&cns.ns, restore, &["--noflush", &full.to_string_lossy()]);
             guard.created_tables = nft_tables(&cns.ns)?
                 .into_iter()
                 .filter(|t| !before_tables.contains(t))
@@ -601,10 +688,15 @@ fn set_up(
 /// machine's load hits every mode alike; the median round is reported.
 fn run_size(n: usize, s: &Settings, scratch: &Path) -> anyhow::Result<Vec<Row>> {
     let svcs = services(n);
-    let (cidx, after) = changed(&svcs);
-    let mut svcs_after = svcs.clone();
-    svcs_after[cidx] = after.clone();
-    let node = Backends::new(&svcs, scratch)?;
+    let changes = changes(&svcs);
+    // The services before each change and after the last one.
+    let mut states = vec![svcs.clone()];
+    for (idx, after) in &changes {
+        let mut next = states.last().cloned().unwrap_or_default();
+        next[*idx] = after.clone();
+        states.push(next);
+    }
+    let node = Backends::new(&svcs)?;
     let vips: Vec<SocketAddrV4> = svcs.iter().map(|s| s.vip).collect();
     let vip_file = scratch.join("vips.txt");
     write_targets(&vip_file, &vips)?;
@@ -615,13 +707,25 @@ fn run_size(n: usize, s: &Settings, scratch: &Path) -> anyhow::Result<Vec<Row>> 
         .collect();
     let direct_file = scratch.join("direct.txt");
     write_targets(&direct_file, &direct)?;
-    std::fs::write(
-        scratch.join("iptables-cleanup.rules"),
-        kube::iptables_cleanup(&svcs_after),
-    )?;
+    // Removal of the rules in every state (the chains differ).
+    for (k, state) in states.iter().enumerate() {
+        let name = if k == 0 {
+            "iptables-cleanup.rules".to_string()
+        } else {
+            format!("iptables-cleanup-{k}.rules")
+        };
+        std::fs::write(scratch.join(name), kube::iptables_cleanup(state))?;
+    }
 
     let mut setups = Vec::new();
     for (idx, &mode) in s.modes.iter().enumerate() {
+        if mode == Mode::IptablesNft && n > s.iptables_nft_max {
+            eprintln!(
+                "  N={n} iptables-nft skipped: iptables-nft-restore is quadratic in the chain count (--iptables-nft-max {})",
+                s.iptables_nft_max
+            );
+            continue;
+        }
         let t = Instant::now();
         setups.push(set_up(
             mode,
@@ -666,8 +770,13 @@ fn run_size(n: usize, s: &Settings, scratch: &Path) -> anyhow::Result<Vec<Row>> 
                 (c1 - c0) as f64 / TICKS / secs,
                 (e1 - e0) as f64 / TICKS / secs,
                 s.cpus
-                    .map(|(c, b)| (busy(&before, &after, c), busy(&before, &after, b)))
-                    .unwrap_or((f64::NAN, f64::NAN)),
+                    .map(|(c, b)| {
+                        (
+                            CoreUse::between(&before, &after, c),
+                            CoreUse::between(&before, &after, b),
+                        )
+                    })
+                    .unwrap_or((CoreUse::UNKNOWN, CoreUse::UNKNOWN)),
             ));
         }
     }
@@ -687,50 +796,77 @@ fn run_size(n: usize, s: &Settings, scratch: &Path) -> anyhow::Result<Vec<Row>> 
     }
     for st in &mut setups {
         let row = &mut st.row;
-        match row.mode {
-            Mode::Direct => {}
-            Mode::Strait => {
-                let dp = st.strait.as_mut().context("strait datapath")?;
-                let want_after = desired(&svcs_after);
-                let t = Instant::now();
-                dp.maps.sync(&want_after)?;
-                row.change = Some(t.elapsed());
-                st.client.probe(after.vip, "new")?;
-                row.change_visible = Some(t.elapsed());
-            }
-            Mode::Iptables => {
-                let change = scratch.join("iptables-change.rules");
-                std::fs::write(
-                    &change,
-                    kube::iptables_change(&svcs_after, &svcs[cidx], &after),
-                )?;
-                let t = Instant::now();
-                row.change = Some(timed(
-                    &st.cns.ns,
-                    "iptables-restore",
-                    &["--noflush", &change.to_string_lossy()],
-                )?);
-                st.client.probe(after.vip, "new")?;
-                row.change_visible = Some(t.elapsed());
-                if let Some(g) = st.ipt.as_mut() {
-                    row.cleanup = Some(g.remove()?);
+        let mut took = Vec::new();
+        let mut visible = Vec::new();
+        for (k, (idx, after)) in changes.iter().enumerate() {
+            let (before, state_after) = (&states[k][*idx], &states[k + 1]);
+            let t = match row.mode {
+                Mode::Direct => break,
+                Mode::Strait => {
+                    let dp = st.strait.as_mut().context("strait datapath")?;
+                    // What the cluster view publishes after the EndpointSlice
+                    // update (built outside the timing, as the view does).
+                    let next = dp.agent.next_snapshot(before, after)?;
+                    dp.previous = dp.agent.desired().clone();
+                    st.client.watch(after.vip, "new")?;
+                    let t0 = load::mono_ns();
+                    let (t, stats) = dp.agent.apply(&mut dp.maps, next)?;
+                    if stats.upserted != 1 || stats.removed != 0 {
+                        bail!("the incremental change wrote {stats:?}, expected one frontend");
+                    }
+                    (t, t0)
                 }
-            }
-            Mode::Nftables => {
-                let change = scratch.join("nft-change.nft");
-                std::fs::write(&change, kube::nft_change(&svcs[cidx], &after))?;
-                let t = Instant::now();
-                row.change = Some(timed(
-                    &st.cns.ns,
-                    "nft",
-                    &["-f", &change.to_string_lossy()],
-                )?);
-                st.client.probe(after.vip, "new")?;
-                row.change_visible = Some(t.elapsed());
-                if let Some(g) = st.nft.as_mut() {
-                    row.cleanup = Some(g.remove()?);
+                Mode::Iptables | Mode::IptablesNft => {
+                    let change = scratch.join("iptables-change.rules");
+                    std::fs::write(&change, kube::iptables_change(state_after, before, after))?;
+                    let restore = row.mode.restore().context("iptables variant")?;
+                    st.client.watch(after.vip, "new")?;
+                    let t0 = load::mono_ns();
+                    let t = timed(
+                        &st.cns.ns,
+                        restore,
+                        &["--noflush", &change.to_string_lossy()],
+                    )?;
+                    let g = st.ipt.as_mut().context("iptables guard")?;
+                    g.cleanup_file = scratch.join(format!("iptables-cleanup-{}.rules", k + 1));
+                    (t, t0)
                 }
-            }
+                Mode::Nftables => {
+                    let change = scratch.join("nft-change.nft");
+                    std::fs::write(&change, kube::nft_change(before, after))?;
+                    st.client.watch(after.vip, "new")?;
+                    let t0 = load::mono_ns();
+                    let t = timed(&st.cns.ns, "nft", &["-f", &change.to_string_lossy()])?;
+                    (t, t0)
+                }
+            };
+            took.push(t.0);
+            visible.push(since(t.1, st.client.seen(after.vip)?));
+        }
+        row.change = median(&took);
+        row.change_visible = median(&visible);
+        row.change_visible_max = visible.iter().max().copied();
+        if !visible.is_empty() {
+            eprintln!(
+                "  N={n} {} changes: programming {:?}, visible {:?}",
+                row.mode.name(),
+                took,
+                visible
+            );
+        }
+        if let Some(dp) = st.strait.as_mut() {
+            // For comparison: the last change again as a full resync of
+            // all N services (back to the state before it, then forth).
+            dp.maps.sync(&dp.previous)?;
+            let t = Instant::now();
+            dp.maps.sync(dp.agent.desired())?;
+            row.change_full_sync = Some(t.elapsed());
+        }
+        if let Some(g) = st.ipt.as_mut() {
+            row.cleanup = Some(g.remove()?);
+        }
+        if let Some(g) = st.nft.as_mut() {
+            row.cleanup = Some(g.remove()?);
         }
     }
     let rows: Vec<Row> = setups.iter().map(|st| st.row.clone()).collect();
@@ -757,6 +893,11 @@ pub fn run(s: &Settings) -> anyhow::Result<Vec<Row>> {
     Ok(rows)
 }
 
+/// From `t0` to `t1`, both [`load::mono_ns`] readings.
+fn since(t0: u64, t1: u64) -> Duration {
+    Duration::from_nanos(t1.saturating_sub(t0))
+}
+
 fn ms(d: Option<Duration>) -> String {
     d.map(|d| format!("{:.2}", d.as_secs_f64() * 1e3))
         .unwrap_or_else(|| "–".into())
@@ -765,6 +906,100 @@ fn ms(d: Option<Duration>) -> String {
 fn ratio(a: f64, b: Option<f64>) -> String {
     match b {
         Some(b) if b > 0.0 => format!("{:.2}", a / b),
+        _ => "–".into(),
+    }
+}
+
+fn core(c: CoreUse) -> String {
+    if c.busy.is_nan() {
+        "–".into()
+    } else {
+        format!("{:.0}% ({:.0}%)", c.busy * 100.0, c.softirq * 100.0)
+    }
+}
+
+/// Which side limited the rate: the pinned core that was busier (a
+/// saturated core caps its side); when both are within 3 points (both
+/// saturated), the side whose process used more CPU time.
+fn bottleneck(r: &Row) -> String {
+    let (c, b) = (r.cpu.0.busy, r.cpu.1.busy);
+    let (pc, pb) = r.proc_cpu;
+    if c.is_nan() || pc.is_nan() {
+        return "–".into();
+    }
+    let by_proc = if pc >= pb { "client" } else { "backends" };
+    if (c - b).abs() < 0.03 {
+        format!(
+            "{by_proc} (both cores ≥ {:.0}%; process CPU {:.0}% vs {:.0}%)",
+            c.min(b) * 100.0,
+            pc * 100.0,
+            pb * 100.0
+        )
+    } else if c > b {
+        format!("client (its core {:.0}% vs {:.0}%)", c * 100.0, b * 100.0)
+    } else {
+        format!(
+            "backends (their core {:.0}% vs {:.0}%)",
+            b * 100.0,
+            c * 100.0
+        )
+    }
+}
+
+/// The issue's targets, checked against the rows.
+fn targets(rows: &[Row], s: &Settings) -> String {
+    let mut out = String::from("\ntargets:\n");
+    let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
+    for &n in &s.sizes {
+        if let (Some(st), Some(d)) = (
+            rate_of(rows, n, Mode::Strait),
+            rate_of(rows, n, Mode::Direct),
+        ) {
+            out.push_str(&format!(
+                "- N={n}: strait/direct = {:.3} (≥ 0.95): {}; per round (same round, so the same machine load): {}\n",
+                st / d,
+                verdict(st / d >= 0.95),
+                round_ratios(rows, n, Mode::Direct)
+            ));
+        }
+    }
+    let big = 10_000;
+    if let (Some(st), Some(ipt)) = (
+        rate_of(rows, big, Mode::Strait),
+        rate_of(rows, big, Mode::Iptables),
+    ) {
+        out.push_str(&format!(
+            "- N={big}: strait/iptables = {:.3} (≥ 2): {}; per round: {}\n",
+            st / ipt,
+            verdict(st / ipt >= 2.0),
+            round_ratios(rows, big, Mode::Iptables)
+        ));
+    }
+    if let Some(r) = rows.iter().find(|r| r.n == big && r.mode == Mode::Strait)
+        && let Some(v) = r.change_visible
+    {
+        out.push_str(&format!(
+            "- N={big}: one endpoint change visible in {} ms, median of {CHANGES} (slowest {} ms; programming {} ms) (< 10): {}\n",
+            ms(Some(v)),
+            ms(r.change_visible_max),
+            ms(r.change),
+            verdict(v < Duration::from_millis(10))
+        ));
+    }
+    out
+}
+
+/// strait's rate over `base`'s, round by round.
+fn round_ratios(rows: &[Row], n: usize, base: Mode) -> String {
+    let of = |mode| rows.iter().find(|r| r.n == n && r.mode == mode);
+    match (of(Mode::Strait), of(base)) {
+        (Some(st), Some(b)) => st
+            .round_rates
+            .iter()
+            .zip(&b.round_rates)
+            .map(|(a, b)| format!("{:.2}", a / b))
+            .collect::<Vec<_>>()
+            .join(", "),
         _ => "–".into(),
     }
 }
@@ -778,23 +1013,15 @@ fn rate_of(rows: &[Row], n: usize, mode: Mode) -> Option<f64> {
 /// The markdown table and the summary line.
 pub fn report(rows: &[Row], s: &Settings) -> String {
     let mut out = String::new();
-    out.push_str("| N services | mode | conn/s | rounds min–max | ×direct | ×iptables | connect p50 µs (1 at a time) | connect p99 µs (1 at a time) | errors | full load ms | 1-endpoint change ms | change visible ms | rules removal ms | client core busy | backend core busy | client proc CPU | echo CPU | bottleneck |\n");
+    out.push_str("| N services | mode | conn/s | rounds min–max | ×direct | ×iptables | connect p50 µs (1 at a time) | connect p99 µs (1 at a time) | errors | full load ms | 1-endpoint change ms | change visible ms (max) | rules removal ms | client core busy (softirq) | backend core busy (softirq) | client proc CPU | echo CPU | bottleneck |\n");
     out.push_str(
         "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
     );
     for r in rows {
         let rate = r.load.rate();
-        // The side whose own process used more of its core; the core
-        // busy columns include softirq work and whatever else runs there.
-        let bottleneck = if r.proc_cpu.0.is_nan() {
-            "–"
-        } else if r.proc_cpu.0 >= r.proc_cpu.1 {
-            "client"
-        } else {
-            "backends"
-        };
+        let bottleneck = bottleneck(r);
         out.push_str(&format!(
-            "| {} | {} | {:.0} | {:.0}–{:.0} | {} | {} | {:.1} | {:.1} | {} | {} | {} | {} | {} | {:.0}% | {:.0}% | {:.0}% | {:.0}% | {} |\n",
+            "| {} | {} | {:.0} | {:.0}–{:.0} | {} | {} | {:.1} | {:.1} | {} | {} | {} | {} | {} | {} | {} | {:.0}% | {:.0}% | {} |\n",
             r.n,
             r.mode.name(),
             rate,
@@ -807,10 +1034,13 @@ pub fn report(rows: &[Row], s: &Settings) -> String {
             r.load.errors,
             ms(r.full_load),
             ms(r.change),
-            ms(r.change_visible),
+            match r.change_visible_max {
+                Some(_) => format!("{} ({})", ms(r.change_visible), ms(r.change_visible_max)),
+                None => "–".into(),
+            },
             ms(r.cleanup),
-            r.cpu.0 * 100.0,
-            r.cpu.1 * 100.0,
+            core(r.cpu.0),
+            core(r.cpu.1),
             r.proc_cpu.0 * 100.0,
             r.proc_cpu.1 * 100.0,
             bottleneck,
@@ -828,18 +1058,38 @@ pub fn report(rows: &[Row], s: &Settings) -> String {
             None => "no pinning (fewer than 2 CPUs)".into(),
         }
     ));
-    let iptables = std::process::Command::new("iptables")
-        .arg("--version")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
+    let version = |program: &str| {
+        std::process::Command::new(program)
+            .arg("--version")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default()
+    };
     out.push_str(&format!(
-        "machine: {} CPUs, load average at the end {}; baselines: {iptables}, nft; kube-proxy layout with --cluster-cidr {} (the client is inside it, so no masquerade).\n",
+        "machine: {} CPUs, load average at the end {}; `iptables` is {}; baselines: iptables = {} (the ×iptables ratios), iptables-nft = {} (same ruleset; only up to N={} because its restore is quadratic in the chain count), nftables = {}; kube-proxy layout with --cluster-cidr {} (the client is inside it, so no masquerade).\n",
         cpu_times().len(),
         std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim(),
+        version("iptables"),
+        version("iptables-legacy-restore"),
+        version("iptables-nft-restore"),
+        s.iptables_nft_max,
+        version("nft"),
         kube::CLUSTER_CIDR,
     ));
-    out.push_str("full load: strait = ServiceMaps::sync of N services into empty maps; iptables = one `iptables-restore --noflush`; nftables = one `nft -f`. change = the programming call for one replaced endpoint (kube-proxy's incremental restore / transaction); change visible = from that call's start until a new connect in the client reached the new endpoint.\n");
+    out.push_str(&format!("changes: {CHANGES} one-endpoint changes per mode, one after the other on different services; the change columns show the median (and the slowest visibility).\n"));
+    out.push_str("full load: strait = ServiceMaps::sync of N services into empty maps; iptables = one `iptables-restore --noflush` with every chain declared at the top, as kube-proxy's full sync; nftables = one `nft -f`. change = the programming call for one replaced endpoint: strait = the agent's incremental step (IncrementalDesired::update on the new snapshot + ServiceMaps::apply_delta, one frontend written); iptables = kube-proxy's minimized restore (all of KUBE-SERVICES, the changed KUBE-SVC chain, new and deleted KUBE-SEP chains); nftables = kube-proxy's transaction. change visible = from that call's start until a connect of the client (connecting to the VIP one connection after another throughout, started before the call) completed to the new endpoint; CLOCK_MONOTONIC in both processes.\n");
+    out.push_str("bottleneck: the client (one thread) is pinned to one core, the echo servers (this process) to the other; the side whose core was busier (/proc/stat, includes softirq and any other load on the machine), and when both cores were within 3 points of each other the side whose process used more CPU time (utime+stime from /proc/PID/stat). Most of the TCP work of both sides runs as softirq on the core of whichever side sent the packet.\n");
+    for r in rows {
+        if let Some(full) = r.change_full_sync {
+            out.push_str(&format!(
+                "strait at N={}: the same one-endpoint change as a full ServiceMaps::sync of all N services takes {} ms (incremental: {} ms).\n",
+                r.n,
+                ms(Some(full)),
+                ms(r.change),
+            ));
+        }
+    }
+    out.push_str(&targets(rows, s));
     if let Some(&n) = s.sizes.iter().rev().find(|&&n| {
         rate_of(rows, n, Mode::Strait).is_some() && rate_of(rows, n, Mode::Direct).is_some()
     }) {
