@@ -13,7 +13,9 @@ use strait_cluster::{
     ClusterSnapshot, ObjectKey, Protocol, Scope, ServiceType, k8s_openapi::api::core::v1::Service,
     select_endpoints, service,
 };
-use strait_ebpf_common::{PROTO_TCP, PROTO_UDP, SVC_F_EXT_LOCAL, SVC_F_EXTERNAL, SVC_F_NODEPORT};
+use strait_ebpf_common::{
+    PROTO_TCP, PROTO_UDP, SVC_F_EXT_LOCAL, SVC_F_EXTERNAL, SVC_F_NODEPORT, SVC_F_SOURCE_RANGES,
+};
 
 use crate::Frontend;
 
@@ -29,10 +31,14 @@ pub struct FrontendSpec {
     /// `SVC_F_EXTERNAL`, plus `SVC_F_EXT_LOCAL` and `SVC_F_NODEPORT`; 0 for a
     /// ClusterIP frontend.
     pub external_flags: u16,
+    /// `loadBalancerSourceRanges` of a LoadBalancer IP frontend, sorted
+    /// (with `SVC_F_SOURCE_RANGES`); empty: every client.
+    pub source_ranges: Vec<ipnetwork::Ipv4Network>,
 }
 
 /// The frontend flags that describe external traffic.
-pub const EXTERNAL_FLAGS: u16 = SVC_F_EXTERNAL | SVC_F_EXT_LOCAL | SVC_F_NODEPORT;
+pub const EXTERNAL_FLAGS: u16 =
+    SVC_F_EXTERNAL | SVC_F_EXT_LOCAL | SVC_F_NODEPORT | SVC_F_SOURCE_RANGES;
 
 /// What the maps should contain, by frontend.
 pub type DesiredState = BTreeMap<Frontend, FrontendSpec>;
@@ -87,6 +93,7 @@ pub fn service_frontends(
                     .collect(),
                 affinity_timeout,
                 external_flags: 0,
+                source_ranges: Vec::new(),
             };
             out.push((
                 Frontend {
@@ -117,11 +124,36 @@ fn external_frontends(
         service::service_type(svc),
         ServiceType::NodePort | ServiceType::LoadBalancer
     );
-    let mut addresses: Vec<IpAddr> = service::external_ips(svc);
+    // externalIPs, then LoadBalancer IPs: only the latter are subject to
+    // loadBalancerSourceRanges, as in kube-proxy.
+    let mut addresses: Vec<(IpAddr, bool)> = service::external_ips(svc)
+        .into_iter()
+        .map(|ip| (ip, false))
+        .collect();
     if service::service_type(svc) == ServiceType::LoadBalancer {
-        addresses.extend(service::load_balancer_ips(svc));
+        addresses.extend(
+            service::load_balancer_ips(svc)
+                .into_iter()
+                .map(|ip| (ip, true)),
+        );
     }
-    addresses.retain(IpAddr::is_ipv4);
+    addresses.retain(|(ip, _)| ip.is_ipv4());
+    let mut ranges: Vec<ipnetwork::Ipv4Network> = svc
+        .spec
+        .as_ref()
+        .and_then(|s| s.load_balancer_source_ranges.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|r| match r.trim().parse() {
+            Ok(net) => Some(net),
+            Err(_) => {
+                tracing::warn!(service = %key.name, range = %r, "ignoring an unparsable loadBalancerSourceRanges entry");
+                None
+            }
+        })
+        .collect();
+    ranges.sort();
+    ranges.dedup();
     if !node_port_type && addresses.is_empty() {
         return out;
     }
@@ -143,10 +175,17 @@ fn external_frontends(
                 .map(strait_cluster::Backend::socket_addr)
                 .filter(SocketAddr::is_ipv4)
                 .collect();
-        let spec = |extra: u16| FrontendSpec {
+        let spec = |extra: u16, source_ranges: Vec<ipnetwork::Ipv4Network>| FrontendSpec {
             backends: backends.clone(),
             affinity_timeout: None,
-            external_flags: flags | extra,
+            external_flags: flags
+                | extra
+                | if source_ranges.is_empty() {
+                    0
+                } else {
+                    SVC_F_SOURCE_RANGES
+                },
+            source_ranges,
         };
         if node_port_type && let Some(node_port) = sp.node_port.and_then(|p| u16::try_from(p).ok())
         {
@@ -155,16 +194,21 @@ fn external_frontends(
                 port: node_port,
                 proto,
             };
-            out.push((wildcard, spec(SVC_F_NODEPORT)));
+            out.push((wildcard, spec(SVC_F_NODEPORT, Vec::new())));
         }
-        for addr in &addresses {
+        for (addr, load_balancer) in &addresses {
+            let source_ranges = if *load_balancer {
+                ranges.clone()
+            } else {
+                Vec::new()
+            };
             out.push((
                 Frontend {
                     vip: *addr,
                     port,
                     proto,
                 },
-                spec(0),
+                spec(0, source_ranges),
             ));
         }
     }
@@ -273,6 +317,7 @@ endpoints:
             backends,
             affinity_timeout: None,
             external_flags: 0,
+            source_ranges: Vec::new(),
         }
     }
 

@@ -320,12 +320,14 @@ impl SockLb {
         let backends = take(maps::BACKENDS)?;
         let affinity = take(maps::AFFINITY)?;
         let maglev = take(maps::MAGLEV)?;
+        let ranges = take(maps::SOURCE_RANGES)?;
         ServiceMaps::new(
             services,
             backends,
             affinity,
             (self.capacity.services, self.capacity.backends),
             Some((maglev, self.capacity.maglev_tables)),
+            Some(ranges),
         )
     }
 }

@@ -3,13 +3,17 @@
 //! then the frontend's backend count; removals in the reverse order.
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap as StdHashMap},
-    net::{IpAddr, SocketAddr},
+    net::{IpAddr, Ipv4Addr, SocketAddr},
 };
 
-use aya::maps::{HashMap, Map, MapData, MapError};
+use aya::maps::{
+    HashMap, Map, MapData, MapError,
+    lpm_trie::{Key, LpmTrie},
+};
+use ipnetwork::Ipv4Network;
 use strait_ebpf_common::{
-    AffinityKey, AffinityValue, Backend, SVC_F_AFFINITY, SVC_F_VIP_MARKER, ServiceKey,
-    ServiceValue, addr_to_words, maps,
+    AffinityKey, AffinityValue, Backend, SOURCE_RANGES_MAX, SVC_F_AFFINITY, SVC_F_VIP_MARKER,
+    ServiceKey, ServiceValue, addr_to_words, maps,
 };
 
 use crate::{
@@ -63,6 +67,7 @@ struct Programmed {
     affinity_timeout: Option<u32>,
     external_flags: u16,
     maglev_row: Option<u32>,
+    source_ranges: Vec<Ipv4Network>,
 }
 
 /// What one [`ServiceMaps::sync`] changed, for logs, metrics and cleanup.
@@ -98,6 +103,8 @@ pub struct ServiceMaps {
     max_backends: u32,
     /// Maglev tables of external frontends (absent: slots by hash).
     maglev: Option<crate::maglev::MaglevTables>,
+    /// `loadBalancerSourceRanges` by (frontend id, CIDR).
+    ranges: Option<LpmTrie<MapData, [u32; 2], u8>>,
 }
 
 /// The largest slot index; slot numbers are u16 and 0 is the frontend.
@@ -110,7 +117,12 @@ impl ServiceMaps {
         affinity: Map,
         capacity: (u32, u32),
         maglev: Option<(Map, u32)>,
+        ranges: Option<Map>,
     ) -> Result<Self, ProxyError> {
+        let ranges = match ranges {
+            Some(map) => Some(LpmTrie::try_from(map).map_err(map_err(maps::SOURCE_RANGES))?),
+            None => None,
+        };
         let maglev = match maglev {
             Some((map, rows)) => Some(crate::maglev::MaglevTables::new(
                 aya::maps::Array::try_from(map).map_err(map_err(maps::MAGLEV))?,
@@ -132,6 +144,7 @@ impl ServiceMaps {
             max_services: capacity.0,
             max_backends: capacity.1,
             maglev,
+            ranges,
         };
         this.recover()?;
         Ok(this)
@@ -152,6 +165,19 @@ impl ServiceMaps {
         for kf in kernel.frontends.values() {
             if let (Some(row), Some(tables)) = (kf.maglev_row, self.maglev.as_mut()) {
                 tables.claim(row);
+            }
+        }
+        let mut ranges_by_id: StdHashMap<u32, Vec<Ipv4Network>> = StdHashMap::new();
+        if let Some(trie) = &self.ranges {
+            for key in trie.keys().filter_map(Result::ok) {
+                let [id, addr] = key.data();
+                let prefix = key.prefix_len().saturating_sub(32) as u8;
+                if let Ok(net) = Ipv4Network::new(Ipv4Addr::from(addr.to_ne_bytes()), prefix) {
+                    ranges_by_id.entry(id).or_default().push(net);
+                }
+            }
+            for list in ranges_by_id.values_mut() {
+                list.sort();
             }
         }
         for (fe, kf) in &kernel.frontends {
@@ -181,6 +207,7 @@ impl ServiceMaps {
                     affinity_timeout: kf.affinity_timeout,
                     external_flags: kf.external_flags,
                     maglev_row: kf.maglev_row,
+                    source_ranges: ranges_by_id.remove(&kf.id).unwrap_or_default(),
                 },
             );
         }
@@ -340,6 +367,7 @@ impl ServiceMaps {
         self.frontends.get(fe).is_some_and(|p| {
             p.affinity_timeout == spec.affinity_timeout
                 && p.external_flags == spec.external_flags
+                && p.source_ranges == spec.source_ranges
                 && p.backend_ids.len() == spec.backends.len()
                 && p.backend_ids.iter().zip(&spec.backends).all(|(id, addr)| {
                     self.ids
@@ -405,6 +433,8 @@ impl ServiceMaps {
             }
             _ => None,
         };
+        // 2c. allowed source ranges, before the frontend entry enforces them
+        self.write_ranges(id, &spec.source_ranges, &old.source_ranges)?;
         // 3. the count makes the new slots visible
         let front = ServiceValue {
             backend_id: maglev_row.map_or(0, |r| r + 1),
@@ -443,9 +473,42 @@ impl ServiceMaps {
                 affinity_timeout: spec.affinity_timeout,
                 external_flags: spec.external_flags,
                 maglev_row,
+                source_ranges: spec.source_ranges.clone(),
             },
         );
+        // 5. ranges no longer allowed, now that the frontend entry is final
+        self.remove_ranges(id, &old.source_ranges, &spec.source_ranges);
         Ok(())
+    }
+
+    /// Adds the (frontend `id`, CIDR) entries of `wanted` that `had` lacks.
+    fn write_ranges(
+        &mut self,
+        id: u32,
+        wanted: &[Ipv4Network],
+        had: &[Ipv4Network],
+    ) -> Result<(), ProxyError> {
+        let Some(trie) = self.ranges.as_mut() else {
+            return Ok(());
+        };
+        for net in wanted.iter().filter(|n| !had.contains(n)) {
+            trie.insert(&range_key(id, net), 1, 0).map_err(full_or(
+                maps::SOURCE_RANGES,
+                SOURCE_RANGES_MAX,
+                "--max-source-ranges",
+            ))?;
+        }
+        Ok(())
+    }
+
+    /// Removes the entries of `had` that `wanted` lacks.
+    fn remove_ranges(&mut self, id: u32, had: &[Ipv4Network], wanted: &[Ipv4Network]) {
+        let Some(trie) = self.ranges.as_mut() else {
+            return;
+        };
+        for net in had.iter().filter(|n| !wanted.contains(n)) {
+            let _ = trie.remove(&range_key(id, net));
+        }
     }
 
     /// Removes a frontend: first the frontend entry (new connects are no
@@ -464,6 +527,7 @@ impl ServiceMaps {
         if let (Some(row), Some(tables)) = (old.maglev_row, self.maglev.as_mut()) {
             tables.release(row);
         }
+        self.remove_ranges(old.id, &old.source_ranges, &[]);
         self.purge_affinity(old.id, &old.backend_ids.iter().copied().collect());
         Ok(())
     }
@@ -596,6 +660,15 @@ pub(crate) fn monotonic_ns() -> u64 {
     // SAFETY: ts is a valid out-pointer.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     (ts.tv_sec as u64).saturating_mul(1_000_000_000) + ts.tv_nsec as u64
+}
+
+/// The source range map key of `net` for frontend `id`: the id's 32 bits
+/// always match, then the CIDR's prefix.
+fn range_key(id: u32, net: &Ipv4Network) -> Key<[u32; 2]> {
+    Key::new(
+        32 + u32::from(net.prefix()),
+        [id, u32::from_ne_bytes(net.network().octets())],
+    )
 }
 
 fn slot(index: usize) -> u16 {

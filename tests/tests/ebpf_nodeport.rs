@@ -68,6 +68,24 @@ endpoints:
 ---
 apiVersion: v1
 kind: Service
+metadata: {{name: ranged, namespace: default}}
+spec:
+  type: LoadBalancer
+  clusterIP: 10.96.0.104
+  loadBalancerSourceRanges: [{RANGE}]
+  ports: [{{name: http, port: 8080, targetPort: 8080, nodePort: 30082}}]
+status: {{loadBalancer: {{ingress: [{{ip: {LB_IP}}}]}}}}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: ranged-a, namespace: default, labels: {{kubernetes.io/service-name: ranged}}}}
+addressType: IPv4
+ports: [{{name: http, port: 8080}}]
+endpoints:
+  - {{addresses: [10.244.1.10], nodeName: node-1}}
+---
+apiVersion: v1
+kind: Service
 metadata: {{name: empty, namespace: default}}
 spec:
   type: NodePort
@@ -76,6 +94,9 @@ spec:
 "#
     )
 }
+
+/// The `loadBalancerSourceRanges` of the `ranged` service in [`manifest`].
+const RANGE: &str = "192.0.2.0/24";
 
 fn snapshot(yaml: &str) -> ClusterSnapshot {
     let report = ManifestLoader::parse_str("nodeport.yaml", yaml);
@@ -87,7 +108,7 @@ fn snapshot(yaml: &str) -> ClusterSnapshot {
 struct Node {
     name: &'static str,
     ns: NetNs,
-    _lb: SockLb,
+    lb: SockLb,
     maps: ServiceMaps,
     node_maps: NodeMaps,
     _bpffs: Bpffs,
@@ -114,7 +135,7 @@ impl Node {
         Node {
             name,
             ns: ns.clone(),
-            _lb: lb,
+            lb,
             maps,
             node_maps,
             _bpffs: bpffs,
@@ -431,8 +452,8 @@ fn ebpf_health_check_node_port_answers_200_with_local_endpoints_and_503_without(
     assert_eq!(health(&lab, NODE2), (503, 0), "node-2 has none");
     // The endpoint turns not ready (terminating): node-1 answers 503 too.
     let yaml = both().replace(
-        "  - {addresses: [10.244.1.10], nodeName: node-1}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: empty",
-        "  - {addresses: [10.244.1.10], nodeName: node-1, conditions: {ready: false, serving: true, terminating: true}}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: empty",
+        "  - {addresses: [10.244.1.10], nodeName: node-1}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: ranged",
+        "  - {addresses: [10.244.1.10], nodeName: node-1, conditions: {ready: false, serving: true, terminating: true}}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: ranged",
     );
     assert_ne!(yaml, both(), "the edit applied");
     let snap = snapshot(&yaml);
@@ -512,5 +533,78 @@ fn ebpf_maglev_removing_one_of_four_backends_moves_about_a_quarter_of_the_flows(
         moved_others * 100 <= flows.len() * 5,
         "{moved_others} of {} flows of kept backends moved",
         flows.len()
+    );
+}
+
+#[test]
+fn ebpf_load_balancer_source_ranges_drop_other_clients() {
+    if !strait_tests::require_root() {
+        return;
+    }
+    let mut lab = lab(&both());
+    lab.client
+        .add_route(&format!("{LB_IP}/32"), Via::Gateway(&NODE1.to_string()))
+        .expect("route to the LB IP");
+    let ranged = SocketAddrV4::new(LB_IP, 8080);
+    // The client (10.250.0.1) is outside 192.0.2.0/24: dropped.
+    let err = ask(&lab, ranged, 0).expect_err("outside the source ranges");
+    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
+    // The NodePort of the same service is not restricted (as in kube-proxy).
+    assert_eq!(
+        ask(&lab, SocketAddrV4::new(NODE1, 30082), 0)
+            .expect("NodePort")
+            .name,
+        "pod-1"
+    );
+    // Allow the client's network: admitted at once.
+    let snap = snapshot(&both().replace(RANGE, "10.250.0.0/24"));
+    for node in &mut lab.nodes {
+        node.apply(&snap);
+    }
+    assert_eq!(
+        ask(&lab, ranged, 0).expect("inside the source ranges").name,
+        "pod-1"
+    );
+}
+
+#[test]
+fn ebpf_nodeport_from_the_node_itself_goes_through_the_socket_hooks() {
+    if !strait_tests::require_root() {
+        return;
+    }
+    let mut lab = lab(&both());
+    // A process on node-1, in the cgroup the agent attaches to.
+    let cgroup = strait_tests::Cgroup::new("np-host").expect("cgroup");
+    let node = &mut lab.nodes[0];
+    node.lb.attach(cgroup.path()).expect("attach socket hooks");
+    let ask_from_node = |dst: &str| -> String {
+        let script = format!("exec 3<>/dev/tcp/{dst}/30080 && head -n1 <&3");
+        let mut cmd = lab.nodes[0].ns.command("timeout");
+        cmd.args(["5", "bash", "-c", &script]);
+        cmd.in_cgroup(&cgroup).expect("in cgroup");
+        let out = cmd.output().expect("run");
+        let line = String::from_utf8_lossy(&out.stdout).into_owned();
+        EchoReply::parse(&line).map(|r| r.name).unwrap_or_else(|| {
+            panic!(
+                "{dst}:30080 from node-1: {line:?} {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+    };
+    for dst in ["127.0.0.1", &NODE1.to_string()] {
+        let seen: BTreeSet<String> = (0..16).map(|_| ask_from_node(dst)).collect();
+        assert!(
+            seen.iter().all(|n| n == "pod-1" || n == "pod-2") && !seen.is_empty(),
+            "{dst}: {seen:?}"
+        );
+    }
+    // A port that is no NodePort stays untranslated (nothing listens).
+    let script = "exec 3<>/dev/tcp/127.0.0.1/30999";
+    let mut cmd = lab.nodes[0].ns.command("timeout");
+    cmd.args(["5", "bash", "-c", script]);
+    cmd.in_cgroup(&cgroup).expect("in cgroup");
+    assert!(
+        !cmd.status().expect("run").success(),
+        "no listener on 30999"
     );
 }

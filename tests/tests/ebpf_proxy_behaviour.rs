@@ -389,7 +389,7 @@ fn ebpf_a_full_map_is_a_clear_error_naming_the_flag() {
                 strait_proxy::FrontendSpec {
                     backends: vec![SocketAddr::from(([10, 250, 0, 11], 8080))],
                     affinity_timeout: None,
-                    external_flags: 0,
+                    ..Default::default()
                 },
             )
         })

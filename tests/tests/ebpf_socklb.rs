@@ -164,6 +164,6 @@ fn spec(backends: &[SocketAddrV4]) -> FrontendSpec {
     FrontendSpec {
         backends: backends.iter().map(|b| SocketAddr::V4(*b)).collect(),
         affinity_timeout: None,
-        external_flags: 0,
+        ..Default::default()
     }
 }

@@ -51,8 +51,11 @@ pub mod maps {
     /// Maglev lookup tables of external frontends: row `r` holds
     /// [`MAGLEV_TABLE_SIZE`](super::MAGLEV_TABLE_SIZE) backend ids.
     pub const MAGLEV: &str = "STRAIT_MAGLEV";
+    /// `loadBalancerSourceRanges`: (frontend id, client CIDR) allowed (LPM).
+    pub const SOURCE_RANGES: &str = "STRAIT_SRC_RANGES";
     /// Every map, in the order user space checks and removes pins.
-    pub const ALL: [&str; 10] = [
+    pub const ALL: [&str; 11] = [
+        SOURCE_RANGES,
         MAGLEV,
         SERVICES,
         BACKENDS,
@@ -102,6 +105,13 @@ pub const SVC_F_EXT_LOCAL: u16 = 1 << 3;
 /// Frontend flag: a NodePort, keyed by the wildcard address (all zero):
 /// served on every node address; the socket hooks ignore it.
 pub const SVC_F_NODEPORT: u16 = 1 << 4;
+
+/// Frontend flag: only clients in the frontend's `loadBalancerSourceRanges`
+/// (the source range map) may use it; others are dropped.
+pub const SVC_F_SOURCE_RANGES: u16 = 1 << 5;
+
+/// Capacity of the source range map (CIDRs over all frontends).
+pub const SOURCE_RANGES_MAX: u32 = 16_384;
 
 /// Conntrack flag: the flow's source was rewritten to a node address.
 pub const CT_F_SNAT: u32 = 1 << 0;

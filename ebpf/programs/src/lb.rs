@@ -5,10 +5,11 @@ use aya_ebpf::{
     programs::SockAddrContext,
 };
 use strait_ebpf_common::{
-    AffinityKey, AffinityValue, Backend, SVC_F_AFFINITY, SVC_F_EXTERNAL, ServiceKey, ServiceValue,
+    AffinityKey, AffinityValue, Backend, FAMILY_V4, SVC_F_AFFINITY, SVC_F_NODEPORT, ServiceKey,
+    ServiceValue,
 };
 
-use crate::maps::{AFFINITY, BACKENDS, LAYOUT, SERVICES};
+use crate::maps::{AFFINITY, BACKENDS, LAYOUT, NODE_ADDRS, SERVICES};
 
 /// What to do with a connect or send.
 pub enum Verdict {
@@ -36,7 +37,20 @@ pub fn select(ctx: &SockAddrContext, addr: [u32; 4], family: u8, port: u16, prot
         pad: [0; 2],
     };
     // SAFETY: plain-data value; copied before any map write.
-    let Some(frontend) = (unsafe { SERVICES.get(key) }).copied() else {
+    let found = unsafe { SERVICES.get(key) }.copied();
+    // A NodePort reached from this node: at one of its addresses or at
+    // 127.0.0.0/8, as kube-proxy allows for IPv4.
+    if found.is_none() && family == FAMILY_V4 && (is_loopback(addr[0]) || is_node_addr(addr[0])) {
+        let mut wildcard = key;
+        wildcard.addr = [0; 4];
+        // SAFETY: as above.
+        if let Some(fe) = unsafe { SERVICES.get(wildcard) }.copied()
+            && fe.flags & SVC_F_NODEPORT != 0
+        {
+            return balance(ctx, wildcard, &fe);
+        }
+    }
+    let Some(frontend) = found else {
         // The VIP marker (port 0, proto 0) says the address is a service VIP,
         // so a port the service does not define is refused, not leaked.
         key.port = 0;
@@ -47,20 +61,38 @@ pub fn select(ctx: &SockAddrContext, addr: [u32; 4], family: u8, port: u16, prot
             None => Verdict::Pass,
         };
     };
-    // NodePorts and LoadBalancer IPs are the tc programs' business.
-    if frontend.flags & SVC_F_EXTERNAL != 0 {
-        return Verdict::Pass;
-    }
+    // LoadBalancer IPs and externalIPs from inside the cluster: balanced
+    // here like a ClusterIP, so the packet never needs the external path.
+    balance(ctx, key, &frontend)
+}
+
+/// Picks a backend of a found frontend (affinity, or a random slot).
+#[inline(always)]
+fn balance(ctx: &SockAddrContext, key: ServiceKey, frontend: &ServiceValue) -> Verdict {
     if frontend.count == 0 {
         return Verdict::Refuse;
     }
     if frontend.flags & SVC_F_AFFINITY != 0 {
-        return with_affinity(ctx, key, &frontend);
+        return with_affinity(ctx, key, frontend);
     }
     match pick(key, frontend.count) {
         Some((_, backend)) => Verdict::Translate(backend),
         None => Verdict::Refuse,
     }
+}
+
+/// 127.0.0.0/8 (the address in network byte order).
+#[inline(always)]
+fn is_loopback(addr: u32) -> bool {
+    addr.to_ne_bytes()[0] == 127
+}
+
+/// One of this node's addresses (the map holds 1; read the value, not the
+/// pointer, for the verifier's sake).
+#[inline(always)]
+fn is_node_addr(addr: u32) -> bool {
+    // SAFETY: plain-data value, copied out at once.
+    unsafe { NODE_ADDRS.get(addr) }.copied().unwrap_or(0) != 0
 }
 
 /// A random slot's backend, with its id.

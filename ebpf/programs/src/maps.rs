@@ -2,12 +2,12 @@
 //! keep being translated while it is away.
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, LruHashMap},
+    maps::{Array, HashMap, LpmTrie, LruHashMap},
 };
 use strait_ebpf_common::{
     AFFINITY_MAX, AffinityKey, AffinityValue, BACKENDS_MAX, Backend, CONNTRACK_MAX, CtKey, CtValue,
     LOCAL_ENDPOINTS_MAX, MAGLEV_TABLE_SIZE, MAGLEV_TABLES, NODE_ADDRS_MAX, NodeConfig, REVNAT_MAX,
-    RevNatKey, RevNatValue, SERVICES_MAX, ServiceKey, ServiceValue,
+    RevNatKey, RevNatValue, SERVICES_MAX, SOURCE_RANGES_MAX, ServiceKey, ServiceValue,
 };
 
 /// Frontends and backend slots.
@@ -49,3 +49,8 @@ pub static NODE_CONFIG: Array<NodeConfig> = Array::pinned(1, 0);
 /// Maglev tables of external frontends (sized by user space at load).
 #[map(name = "STRAIT_MAGLEV")]
 pub static MAGLEV: Array<u32> = Array::pinned(MAGLEV_TABLES * MAGLEV_TABLE_SIZE, 0);
+
+/// `loadBalancerSourceRanges`: key data is (frontend id, client address);
+/// the prefix covers the id's 32 bits plus the CIDR's.
+#[map(name = "STRAIT_SRC_RANGES")]
+pub static SOURCE_RANGES: LpmTrie<[u32; 2], u8> = LpmTrie::pinned(SOURCE_RANGES_MAX, 0);

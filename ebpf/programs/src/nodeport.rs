@@ -17,16 +17,17 @@
 use aya_ebpf::{
     bindings::{BPF_F_MARK_MANGLED_0, BPF_F_PSEUDO_HDR, TC_ACT_OK, TC_ACT_SHOT},
     helpers::{bpf_ktime_get_ns, bpf_redirect_neigh},
+    maps::lpm_trie::Key,
     programs::TcContext,
 };
 use strait_ebpf_common::{
     CT_DIR_FORWARD, CT_DIR_REPLY, CT_F_SNAT, CtKey, CtValue, FAMILY_V4, MAGLEV_TABLE_SIZE,
-    PROTO_TCP, PROTO_UDP, SVC_F_EXT_LOCAL, SVC_F_EXTERNAL, SVC_F_NODEPORT, ServiceKey,
-    ServiceValue,
+    PROTO_TCP, PROTO_UDP, SVC_F_EXT_LOCAL, SVC_F_EXTERNAL, SVC_F_NODEPORT, SVC_F_SOURCE_RANGES,
+    ServiceKey, ServiceValue,
 };
 
 use crate::maps::{
-    BACKENDS, CONNTRACK, LOCAL_ENDPOINTS, MAGLEV, NODE_ADDRS, NODE_CONFIG, SERVICES,
+    BACKENDS, CONNTRACK, LOCAL_ENDPOINTS, MAGLEV, NODE_ADDRS, NODE_CONFIG, SERVICES, SOURCE_RANGES,
 };
 
 /// tc verdicts as the program returns them (the bindings type them
@@ -170,6 +171,13 @@ fn flow_hash(p: &Packet, frontend_addr: u32) -> u32 {
     h
 }
 
+/// Whether `saddr` is in the frontend's `loadBalancerSourceRanges`.
+#[inline(always)]
+fn source_allowed(fe: &ServiceValue, saddr: u32) -> bool {
+    let key = Key::new(64, [fe.id, saddr]);
+    SOURCE_RANGES.get(&key).copied().unwrap_or(0) != 0
+}
+
 /// Whether `addr` is one of this node's addresses (the map holds 1).
 #[inline(always)]
 fn is_node_addr(addr: u32) -> bool {
@@ -234,6 +242,9 @@ fn try_ingress(ctx: &TcContext) -> Result<i32, i64> {
     let Some((key, fe)) = frontend(&p) else {
         return Ok(OK);
     };
+    if fe.flags & SVC_F_SOURCE_RANGES != 0 && !source_allowed(&fe, p.saddr) {
+        return Ok(SHOT);
+    }
     let forward = p.key(CT_DIR_FORWARD);
     // SAFETY: as above.
     if let Some(mut fv) = unsafe { CONNTRACK.get(forward) }.copied()
