@@ -177,7 +177,8 @@ fn external_frontends(
                 .collect();
         let spec = |extra: u16, source_ranges: Vec<ipnetwork::Ipv4Network>| FrontendSpec {
             backends: backends.clone(),
-            affinity_timeout: None,
+            // ClientIP affinity holds for external clients too (by address).
+            affinity_timeout: service::session_affinity_timeout(svc),
             external_flags: flags
                 | extra
                 | if source_ranges.is_empty() {

@@ -86,6 +86,25 @@ endpoints:
 ---
 apiVersion: v1
 kind: Service
+metadata: {{name: sticky, namespace: default}}
+spec:
+  type: NodePort
+  clusterIP: 10.96.0.105
+  sessionAffinity: ClientIP
+  sessionAffinityConfig: {{clientIP: {{timeoutSeconds: 60}}}}
+  ports: [{{name: http, port: 80, targetPort: 8080, nodePort: 30083}}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: sticky-a, namespace: default, labels: {{kubernetes.io/service-name: sticky}}}}
+addressType: IPv4
+ports: [{{name: http, port: 8080}}]
+endpoints:
+  - {{addresses: [10.244.1.10], nodeName: node-1}}
+  - {{addresses: [10.244.2.10], nodeName: node-2}}
+---
+apiVersion: v1
+kind: Service
 metadata: {{name: empty, namespace: default}}
 spec:
   type: NodePort
@@ -607,4 +626,30 @@ fn ebpf_nodeport_from_the_node_itself_goes_through_the_socket_hooks() {
         !cmd.status().expect("run").success(),
         "no listener on 30999"
     );
+}
+
+#[test]
+fn ebpf_client_ip_affinity_pins_an_external_client_across_connections() {
+    if !strait_tests::require_root() {
+        return;
+    }
+    let lab = lab(&both());
+    let sticky = SocketAddrV4::new(NODE1, 30083);
+    let seen: BTreeSet<String> = (0..12)
+        .map(|_| ask(&lab, sticky, 0).expect("sticky NodePort").name)
+        .collect();
+    assert_eq!(
+        seen.len(),
+        1,
+        "one backend for one client address: {seen:?}"
+    );
+    // The same flows without affinity spread (the api service).
+    let spread: BTreeSet<String> = (0..24)
+        .map(|_| {
+            ask(&lab, SocketAddrV4::new(NODE1, 30080), 0)
+                .expect("api")
+                .name
+        })
+        .collect();
+    assert_eq!(spread.len(), 2, "{spread:?}");
 }

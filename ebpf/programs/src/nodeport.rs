@@ -21,13 +21,14 @@ use aya_ebpf::{
     programs::TcContext,
 };
 use strait_ebpf_common::{
-    CT_DIR_FORWARD, CT_DIR_REPLY, CT_F_SNAT, CtKey, CtValue, FAMILY_V4, MAGLEV_TABLE_SIZE,
-    PROTO_TCP, PROTO_UDP, SVC_F_EXT_LOCAL, SVC_F_EXTERNAL, SVC_F_NODEPORT, SVC_F_SOURCE_RANGES,
-    ServiceKey, ServiceValue,
+    AffinityKey, AffinityValue, CT_DIR_FORWARD, CT_DIR_REPLY, CT_F_SNAT, CtKey, CtValue, FAMILY_V4,
+    MAGLEV_TABLE_SIZE, PROTO_TCP, PROTO_UDP, SVC_F_AFFINITY, SVC_F_EXT_LOCAL, SVC_F_EXTERNAL,
+    SVC_F_NODEPORT, SVC_F_SOURCE_RANGES, ServiceKey, ServiceValue,
 };
 
 use crate::maps::{
-    BACKENDS, CONNTRACK, LOCAL_ENDPOINTS, MAGLEV, NODE_ADDRS, NODE_CONFIG, SERVICES, SOURCE_RANGES,
+    AFFINITY, BACKENDS, CONNTRACK, LOCAL_ENDPOINTS, MAGLEV, NODE_ADDRS, NODE_CONFIG, SERVICES,
+    SOURCE_RANGES,
 };
 
 /// tc verdicts as the program returns them (the bindings type them
@@ -36,6 +37,10 @@ use crate::maps::{
 const OK: i32 = TC_ACT_OK as i32;
 #[allow(clippy::unnecessary_cast)]
 const SHOT: i32 = TC_ACT_SHOT as i32;
+
+/// Top bit of an affinity key's first word: an external client address, not
+/// a netns cookie.
+const EXTERNAL_CLIENT: u64 = 1 << 63;
 
 const ETH_HLEN: usize = 14;
 const ETH_P_IP: u16 = 0x0800;
@@ -262,9 +267,28 @@ fn try_ingress(ctx: &TcContext) -> Result<i32, i64> {
         return reject(ctx, &p);
     }
     let hash = flow_hash(&p, key.addr[0]);
-    let Some(backend_id) = pick(key, &fe, hash) else {
+    let affinity = (fe.flags & SVC_F_AFFINITY != 0).then(|| AffinityKey {
+        // The client address stands where the socket hooks put the client's
+        // netns cookie; the top bit keeps the two kinds of keys apart.
+        netns_cookie: EXTERNAL_CLIENT | u64::from(p.saddr),
+        frontend_id: fe.id,
+        pad: 0,
+    });
+    let pinned = match affinity {
+        Some(akey) => pinned_backend(akey, &fe, now),
+        None => None,
+    };
+    let Some(backend_id) = pinned.or_else(|| pick(key, &fe, hash)) else {
         return reject(ctx, &p);
     };
+    if let Some(akey) = affinity {
+        let entry = AffinityValue {
+            last_used_ns: now,
+            backend_id,
+            pad: 0,
+        };
+        let _ = AFFINITY.insert(akey, entry, 0);
+    }
     // SAFETY: as above.
     let Some(backend) = (unsafe { BACKENDS.get(backend_id) }).copied() else {
         return reject(ctx, &p);
@@ -358,6 +382,21 @@ fn redirect_out(ctx: &TcContext) -> i32 {
     let ifindex = unsafe { (*ctx.skb.skb).ifindex };
     // SAFETY: no parameters: the helper does the FIB lookup itself.
     unsafe { bpf_redirect_neigh(ifindex, core::ptr::null_mut(), 0, 0) as i32 }
+}
+
+/// The backend a ClientIP-affinity client is pinned to, while the pin is
+/// fresh and the backend exists.
+#[inline(always)]
+fn pinned_backend(akey: AffinityKey, fe: &ServiceValue, now: u64) -> Option<u32> {
+    // SAFETY: plain-data value, copied out at once.
+    let entry = unsafe { AFFINITY.get(akey) }.copied()?;
+    let timeout = u64::from(fe.affinity_timeout) * 1_000_000_000;
+    if now.saturating_sub(entry.last_used_ns) > timeout {
+        return None;
+    }
+    // SAFETY: as above.
+    unsafe { BACKENDS.get(entry.backend_id) }?;
+    Some(entry.backend_id)
 }
 
 /// The backend for a new flow: from the frontend's Maglev row when it has
