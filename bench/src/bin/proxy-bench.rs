@@ -12,6 +12,16 @@
 //! (the ×iptables ratios); `iptables-nft` is the same ruleset through
 //! iptables-nft-restore, skipped above --iptables-nft-max services (2000).
 //!        proxy-bench client [--cpu N]   (the load generator; spawned by the benchmark)
+//!
+//!        proxy-bench nodeport [--quick] [--sizes 1000,10000] [--seconds S]
+//!                    [--rounds R] [--concurrency C] [--rr-concurrency C]
+//!                    [--modes direct,strait-tc,iptables]
+//!
+//! `nodeport`: external traffic (client netns → node → pod on a remote
+//! node) through `nodeIP:nodePort`, strait's tc datapath against kube-proxy's
+//! iptables NodePort rules and against routing straight to the pod; see
+//! `proxy/nodeport/mod.rs`.
+//!        proxy-bench nodeport-client [--cpu N]   (its load generator)
 
 #[path = "../proxy/mod.rs"]
 mod proxy;
@@ -77,6 +87,25 @@ fn main() -> anyhow::Result<()> {
             _ => None,
         };
         return proxy::client_main(cpu);
+    }
+    if args.first().map(String::as_str) == Some("nodeport-client") {
+        let cpu = match args.get(1..3) {
+            Some([flag, n]) if flag == "--cpu" => Some(n.parse()?),
+            _ => None,
+        };
+        return proxy::nodeport::load::client_main(cpu);
+    }
+    if args.first().map(String::as_str) == Some("nodeport") {
+        if !strait_tests::require_root() {
+            bail!("proxy-bench nodeport needs root (network namespaces, eBPF, netfilter)");
+        }
+        let settings = proxy::nodeport::parse_args(&args[1..])?;
+        if let Some((_, backend_cpu)) = settings.cpus {
+            proxy::pin_to_cpu(backend_cpu)?;
+        }
+        let rows = proxy::nodeport::run(&settings)?;
+        print!("{}", proxy::nodeport::report(&rows, &settings));
+        return Ok(());
     }
     if !strait_tests::require_root() {
         bail!("proxy-bench needs root (network namespaces, eBPF, netfilter)");

@@ -23,6 +23,7 @@
 pub mod agent;
 pub mod kube;
 pub mod load;
+pub mod nodeport;
 
 use std::{
     io::{BufRead, BufReader, Write},
