@@ -15,8 +15,8 @@ use aya::{
     },
 };
 use strait_ebpf_common::{
-    AFFINITY_MAX, BACKENDS_MAX, CONNTRACK_MAX, LAYOUT_VERSION, MAGLEV_TABLE_SIZE, MAGLEV_TABLES,
-    REVNAT_MAX, SERVICES_MAX, maps,
+    AFFINITY_MAX, BACKENDS_MAX, CONNTRACK_MAX, LAYOUT_VERSION, MAGLEV_ENTRIES, REVNAT_MAX,
+    SERVICES_MAX, maps,
 };
 
 use crate::{ProxyError, node_maps::NodeMaps, object, service_maps::ServiceMaps};
@@ -59,8 +59,9 @@ pub struct Capacity {
     pub revnat: u32,
     /// External-traffic conntrack entries (`--max-conntrack`).
     pub conntrack: u32,
-    /// Maglev tables, one per external frontend (`--max-maglev-tables`).
-    pub maglev_tables: u32,
+    /// Maglev table entries, all external frontends together
+    /// (`--max-maglev-entries`).
+    pub maglev_entries: u32,
 }
 
 impl Default for Capacity {
@@ -71,7 +72,7 @@ impl Default for Capacity {
             affinity: AFFINITY_MAX,
             revnat: REVNAT_MAX,
             conntrack: CONNTRACK_MAX,
-            maglev_tables: MAGLEV_TABLES,
+            maglev_entries: MAGLEV_ENTRIES,
         }
     }
 }
@@ -115,10 +116,7 @@ impl SockLb {
             .map_max_entries(maps::AFFINITY, capacity.affinity)
             .map_max_entries(maps::REVNAT, capacity.revnat)
             .map_max_entries(maps::CONNTRACK, capacity.conntrack)
-            .map_max_entries(
-                maps::MAGLEV,
-                capacity.maglev_tables.saturating_mul(MAGLEV_TABLE_SIZE),
-            )
+            .map_max_entries(maps::MAGLEV, capacity.maglev_entries)
             .load(object::SOCK_LB)?;
         let layout = ebpf.map_mut(maps::LAYOUT).ok_or(ProxyError::Missing {
             what: "map",
@@ -326,7 +324,7 @@ impl SockLb {
             backends,
             affinity,
             (self.capacity.services, self.capacity.backends),
-            Some((maglev, self.capacity.maglev_tables)),
+            Some((maglev, self.capacity.maglev_entries)),
             Some(ranges),
         )
     }

@@ -4,17 +4,17 @@
 //! addresses, so a flow entering any node picks the same backend, and
 //! removing one of N backends moves only the flows that were on it (about
 //! 1/N of them).
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use aya::maps::{Array, MapData};
+pub use strait_ebpf_common::maglev_table_size;
 use strait_ebpf_common::maps;
 
 use crate::ProxyError;
 
-/// Table size: a prime ≥ 100 × the largest backend count it is meant for
-/// (163 backends), as the Maglev paper recommends (Cilium's default too).
-pub const TABLE_SIZE: usize = strait_ebpf_common::MAGLEV_TABLE_SIZE as usize;
+/// The largest table: a prime ≥ 100 × 163 backends (Cilium's default size).
+pub const TABLE_SIZE: usize = 16_381;
 
 /// FNV-1a over the backend's address and port with a seed, so the two
 /// hashes of the permutation are independent.
@@ -74,61 +74,72 @@ pub fn table(backends: &[SocketAddr], size: usize) -> Vec<u32> {
     entry
 }
 
-/// The kernel's Maglev tables (one row of [`TABLE_SIZE`] backend ids per
-/// external frontend) and which rows are in use.
+/// The kernel's Maglev tables, packed in one array map: each external
+/// frontend's table is a range of [`maglev_table_size`] entries; this tracks
+/// which ranges are free.
 pub struct MaglevTables {
     array: Array<MapData, u32>,
-    rows: u32,
-    used: BTreeSet<u32>,
+    capacity: u32,
+    free: FreeRanges,
+}
+
+/// The free ranges of the Maglev map: start → length, coalesced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FreeRanges {
+    free: BTreeMap<u32, u32>,
 }
 
 impl MaglevTables {
-    /// Wraps the pinned map, which holds `rows` tables.
-    pub(crate) fn new(array: Array<MapData, u32>, rows: u32) -> MaglevTables {
+    /// Wraps the pinned map of `capacity` entries, all free.
+    pub(crate) fn new(array: Array<MapData, u32>, capacity: u32) -> MaglevTables {
         MaglevTables {
             array,
-            rows,
-            used: BTreeSet::new(),
+            capacity,
+            free: FreeRanges::new(capacity),
         }
     }
 
-    /// Marks `row` as used (recovered from a frontend entry after a restart).
-    pub(crate) fn claim(&mut self, row: u32) {
-        self.used.insert(row);
+    /// Marks `[offset, offset + len)` as used (recovered from a frontend
+    /// entry after a restart).
+    pub(crate) fn claim(&mut self, offset: u32, len: u32) {
+        self.free.claim(offset, len);
     }
 
-    /// A free row, or an error naming the flag that raises the number.
-    pub(crate) fn allocate(&mut self, frontend: &str) -> Result<u32, ProxyError> {
-        let row = (0..self.rows)
-            .find(|r| !self.used.contains(r))
-            .ok_or(ProxyError::MapFull {
-                map: maps::MAGLEV,
-                flag: "--max-maglev-tables",
-                capacity: self.rows,
-            })?;
-        tracing::debug!(frontend, row, "Maglev table allocated");
-        self.used.insert(row);
-        Ok(row)
+    /// The offset of a free range of `len` entries (first fit), or an error
+    /// naming the flag that raises the capacity.
+    pub(crate) fn allocate(&mut self, len: u32, frontend: &str) -> Result<u32, ProxyError> {
+        let offset = self.free.allocate(len).ok_or(ProxyError::MapFull {
+            map: maps::MAGLEV,
+            flag: "--max-maglev-entries",
+            capacity: self.capacity,
+        })?;
+        tracing::debug!(frontend, offset, len, "Maglev table allocated");
+        Ok(offset)
     }
 
-    /// Returns `row` to the pool.
-    pub(crate) fn release(&mut self, row: u32) {
-        self.used.remove(&row);
+    /// Returns `[offset, offset + len)` to the free ranges.
+    pub(crate) fn release(&mut self, offset: u32, len: u32) {
+        self.free.release(offset, len);
     }
 
-    /// Writes row `row` for `backends` (whose kernel ids are `ids`, in the
-    /// same order), writing only the entries that differ from the table of
-    /// `previous` (the old backends and ids; empty for a new row).
+    /// Writes the table at `offset` for `backends` (whose kernel ids are
+    /// `ids`, in the same order), writing only the entries that differ from
+    /// `previous` (the backends and ids the same range held; empty for a
+    /// fresh range).
     pub(crate) fn write(
         &mut self,
-        row: u32,
+        offset: u32,
         backends: &[SocketAddr],
         ids: &[u32],
         previous: (&[SocketAddr], &[u32]),
     ) -> Result<(), ProxyError> {
-        let new = table(backends, TABLE_SIZE);
-        let old = table(previous.0, TABLE_SIZE);
-        let base = row * TABLE_SIZE as u32;
+        let size = maglev_table_size(u16::try_from(backends.len()).unwrap_or(u16::MAX)) as usize;
+        let new = table(backends, size);
+        let old = if previous.0.is_empty() {
+            Vec::new()
+        } else {
+            table(previous.0, size)
+        };
         for (i, owner) in new.iter().enumerate() {
             let id = ids.get(*owner as usize).copied().unwrap_or(0);
             let before = old
@@ -137,7 +148,7 @@ impl MaglevTables {
                 .copied();
             if before != Some(id) {
                 self.array
-                    .set(base + i as u32, id, 0)
+                    .set(offset + i as u32, id, 0)
                     .map_err(|source| ProxyError::Map {
                         map: maps::MAGLEV,
                         source,
@@ -145,6 +156,56 @@ impl MaglevTables {
             }
         }
         Ok(())
+    }
+}
+
+impl FreeRanges {
+    fn new(capacity: u32) -> FreeRanges {
+        FreeRanges {
+            free: BTreeMap::from([(0, capacity)]),
+        }
+    }
+
+    fn claim(&mut self, offset: u32, len: u32) {
+        let end = offset.saturating_add(len);
+        let Some((&start, &flen)) = self.free.range(..=offset).next_back() else {
+            return;
+        };
+        if start + flen < end {
+            return; // not entirely free: already claimed
+        }
+        self.free.remove(&start);
+        if start < offset {
+            self.free.insert(start, offset - start);
+        }
+        if end < start + flen {
+            self.free.insert(end, start + flen - end);
+        }
+    }
+
+    fn allocate(&mut self, len: u32) -> Option<u32> {
+        let (&start, &flen) = self.free.iter().find(|(_, l)| **l >= len)?;
+        self.free.remove(&start);
+        if flen > len {
+            self.free.insert(start + len, flen - len);
+        }
+        Some(start)
+    }
+
+    fn release(&mut self, offset: u32, len: u32) {
+        let mut start = offset;
+        let mut end = offset + len;
+        if let Some((&s, &l)) = self.free.range(..offset).next_back()
+            && s + l == offset
+        {
+            self.free.remove(&s);
+            start = s;
+        }
+        if let Some(&l) = self.free.get(&end) {
+            self.free.remove(&end);
+            end += l;
+        }
+        self.free.insert(start, end - start);
     }
 }
 
@@ -199,6 +260,41 @@ mod tests {
             // No slot of a kept backend goes to... the removed one, obviously.
             assert!(t2.iter().all(|e| (*e as usize) < after.len()));
         }
+    }
+
+    #[test]
+    fn free_ranges_allocate_first_fit_and_coalesce_on_release() {
+        let mut f = FreeRanges::new(1000);
+        let a = f.allocate(251).unwrap();
+        let b = f.allocate(509).unwrap();
+        assert_eq!((a, b), (0, 251));
+        assert_eq!(f.allocate(300), None, "only 240 left");
+        f.release(a, 251);
+        assert_eq!(f.allocate(200), Some(0), "first fit reuses the hole");
+        f.release(0, 200);
+        f.release(b, 509);
+        assert_eq!(f, FreeRanges::new(1000), "everything coalesced back");
+        // A restart claims what frontends hold; the rest stays free.
+        let mut f = FreeRanges::new(1000);
+        f.claim(251, 509);
+        assert_eq!(f.allocate(252), None);
+        assert_eq!(f.allocate(251), Some(0));
+        assert_eq!(f.allocate(240), Some(760));
+    }
+
+    #[test]
+    fn table_sizes_are_primes_of_at_least_a_hundred_per_backend() {
+        for n in 1..=163u16 {
+            let size = maglev_table_size(n);
+            assert!(size >= 100 * u32::from(n), "{n}: {size}");
+            assert!(
+                (2..size)
+                    .take_while(|d| d * d <= size)
+                    .all(|d| !size.is_multiple_of(d)),
+                "{size} prime"
+            );
+        }
+        assert_eq!(maglev_table_size(1000), 16_381);
     }
 
     #[test]

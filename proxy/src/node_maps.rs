@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use aya::maps::{Array, HashMap, Map, MapData};
 use strait_cluster::ClusterSnapshot;
-use strait_ebpf_common::{CtKey, CtValue, NodeConfig, PROTO_TCP, maps};
+use strait_ebpf_common::{CT_F_CLOSING, CtKey, CtValue, NodeConfig, PROTO_TCP, maps};
 
 use crate::ProxyError;
 
@@ -15,6 +15,9 @@ use crate::ProxyError;
 pub const CT_TCP_IDLE_NS: u64 = 3_600 * 1_000_000_000;
 /// Idle time after which a UDP flow's conntrack entries are removed.
 pub const CT_UDP_IDLE_NS: u64 = 120 * 1_000_000_000;
+/// Idle time after which an entry that saw a FIN or RST is removed (the
+/// last ACKs and retransmissions still find it).
+pub const CT_CLOSING_IDLE_NS: u64 = 10 * 1_000_000_000;
 
 /// Owns the node maps and remembers what it wrote.
 pub struct NodeMaps {
@@ -127,7 +130,9 @@ impl NodeMaps {
             .iter()
             .filter_map(Result::ok)
             .filter(|(k, v)| {
-                let idle = if k.proto == PROTO_TCP {
+                let idle = if v.flags & CT_F_CLOSING != 0 {
+                    CT_CLOSING_IDLE_NS
+                } else if k.proto == PROTO_TCP {
                     CT_TCP_IDLE_NS
                 } else {
                     CT_UDP_IDLE_NS

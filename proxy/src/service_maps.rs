@@ -66,7 +66,8 @@ struct Programmed {
     backend_ids: Vec<u32>,
     affinity_timeout: Option<u32>,
     external_flags: u16,
-    maglev_row: Option<u32>,
+    /// Offset and length of the frontend's Maglev table.
+    maglev_row: Option<(u32, u32)>,
     source_ranges: Vec<Ipv4Network>,
 }
 
@@ -163,8 +164,8 @@ impl ServiceMaps {
             self.next_backend_id = self.next_backend_id.max(id.wrapping_add(1)).max(1);
         }
         for kf in kernel.frontends.values() {
-            if let (Some(row), Some(tables)) = (kf.maglev_row, self.maglev.as_mut()) {
-                tables.claim(row);
+            if let (Some(offset), Some(tables)) = (kf.maglev_row, self.maglev.as_mut()) {
+                tables.claim(offset, crate::maglev::maglev_table_size(kf.count));
             }
         }
         let mut ranges_by_id: StdHashMap<u32, Vec<Ipv4Network>> = StdHashMap::new();
@@ -206,7 +207,9 @@ impl ServiceMaps {
                     },
                     affinity_timeout: kf.affinity_timeout,
                     external_flags: kf.external_flags,
-                    maglev_row: kf.maglev_row,
+                    maglev_row: kf
+                        .maglev_row
+                        .map(|o| (o, crate::maglev::maglev_table_size(kf.count))),
                     source_ranges: ranges_by_id.remove(&kf.id).unwrap_or_default(),
                 },
             );
@@ -411,33 +414,46 @@ impl ServiceMaps {
         }
         // 2b. the Maglev table of an external frontend, before the frontend
         // entry points at it
-        let maglev_row = match (&mut self.maglev, spec.external_flags != 0) {
+        let size = crate::maglev::maglev_table_size(new_ids.len() as u16);
+        let mut retired = None;
+        let maglev_row = match (
+            &mut self.maglev,
+            spec.external_flags != 0 && !new_ids.is_empty(),
+        ) {
             (Some(tables), true) => {
-                let row = match old.maglev_row {
-                    Some(row) => row,
-                    None => tables.allocate(&format!("{}:{}", frontend.vip, frontend.port))?,
+                // Same size: update the entries that change, in place. Else
+                // a new range, written whole before the frontend points at it.
+                let reuse = old.maglev_row.filter(|(_, len)| *len == size);
+                let offset = match reuse {
+                    Some((offset, _)) => offset,
+                    None => {
+                        retired = old.maglev_row;
+                        tables.allocate(size, &format!("{}:{}", frontend.vip, frontend.port))?
+                    }
                 };
                 let previous: Vec<SocketAddr> = old
                     .backend_ids
                     .iter()
                     .filter_map(|id| self.identity_of.get(id).map(|(a, _)| *a))
                     .collect();
-                let previous_ids =
-                    if old.maglev_row.is_some() && previous.len() == old.backend_ids.len() {
-                        (previous.as_slice(), old.backend_ids.as_slice())
-                    } else {
-                        (&[][..], &[][..])
-                    };
-                tables.write(row, &spec.backends, &new_ids, previous_ids)?;
-                Some(row)
+                let previous_ids = if reuse.is_some() && previous.len() == old.backend_ids.len() {
+                    (previous.as_slice(), old.backend_ids.as_slice())
+                } else {
+                    (&[][..], &[][..])
+                };
+                tables.write(offset, &spec.backends, &new_ids, previous_ids)?;
+                Some((offset, size))
             }
-            _ => None,
+            _ => {
+                retired = old.maglev_row;
+                None
+            }
         };
         // 2c. allowed source ranges, before the frontend entry enforces them
         self.write_ranges(id, &spec.source_ranges, &old.source_ranges)?;
         // 3. the count makes the new slots visible
         let front = ServiceValue {
-            backend_id: maglev_row.map_or(0, |r| r + 1),
+            backend_id: maglev_row.map_or(0, |(offset, _)| offset + 1),
             count: new_ids.len() as u16,
             flags: spec.external_flags
                 | if spec.affinity_timeout.is_some() {
@@ -476,8 +492,12 @@ impl ServiceMaps {
                 source_ranges: spec.source_ranges.clone(),
             },
         );
-        // 5. ranges no longer allowed, now that the frontend entry is final
+        // 5. ranges no longer allowed and a replaced Maglev table, now that
+        // the frontend entry no longer uses them
         self.remove_ranges(id, &old.source_ranges, &spec.source_ranges);
+        if let (Some((offset, len)), Some(tables)) = (retired, self.maglev.as_mut()) {
+            tables.release(offset, len);
+        }
         Ok(())
     }
 
@@ -524,8 +544,8 @@ impl ServiceMaps {
         for id in &old.backend_ids {
             self.release_backend(*id)?;
         }
-        if let (Some(row), Some(tables)) = (old.maglev_row, self.maglev.as_mut()) {
-            tables.release(row);
+        if let (Some((offset, len)), Some(tables)) = (old.maglev_row, self.maglev.as_mut()) {
+            tables.release(offset, len);
         }
         self.remove_ranges(old.id, &old.source_ranges, &[]);
         self.purge_affinity(old.id, &old.backend_ids.iter().copied().collect());

@@ -48,8 +48,9 @@ pub mod maps {
     pub const LOCAL_ENDPOINTS: &str = "STRAIT_LOCAL_EPS";
     /// One entry: [`NodeConfig`](super::NodeConfig).
     pub const NODE_CONFIG: &str = "STRAIT_NODE_CFG";
-    /// Maglev lookup tables of external frontends: row `r` holds
-    /// [`MAGLEV_TABLE_SIZE`](super::MAGLEV_TABLE_SIZE) backend ids.
+    /// Maglev lookup tables of external frontends, packed: a frontend's
+    /// table starts at the offset its entry names and has
+    /// [`maglev_table_size`](super::maglev_table_size)`(count)` backend ids.
     pub const MAGLEV: &str = "STRAIT_MAGLEV";
     /// `loadBalancerSourceRanges`: (frontend id, client CIDR) allowed (LPM).
     pub const SOURCE_RANGES: &str = "STRAIT_SRC_RANGES";
@@ -78,10 +79,25 @@ pub const AFFINITY_MAX: u32 = 65_536;
 /// Default capacity of the reverse-translation LRU map.
 pub const REVNAT_MAX: u32 = 262_144;
 
-/// Entries of one Maglev table: a prime ≥ 100 × the backends it serves well.
-pub const MAGLEV_TABLE_SIZE: u32 = 16_381;
-/// Default number of Maglev tables (one per external frontend).
-pub const MAGLEV_TABLES: u32 = 64;
+/// Default capacity of the Maglev map, in entries (all tables together).
+pub const MAGLEV_ENTRIES: u32 = 1 << 20;
+
+/// Entries of the Maglev table of a frontend with `backends` backends: the
+/// smallest of a fixed list of primes that is ≥ 100 × `backends` (the
+/// Maglev paper's rule for even balance), at most 16 381. The datapath and
+/// user space both call this, so they always agree.
+#[inline(always)]
+pub const fn maglev_table_size(backends: u16) -> u32 {
+    match backends {
+        0..=2 => 251,
+        3..=5 => 509,
+        6..=10 => 1_021,
+        11..=20 => 2_039,
+        21..=40 => 4_093,
+        41..=81 => 8_191,
+        _ => 16_381,
+    }
+}
 
 /// Default capacity of the external-traffic conntrack LRU map.
 pub const CONNTRACK_MAX: u32 = 262_144;
@@ -115,6 +131,9 @@ pub const SOURCE_RANGES_MAX: u32 = 16_384;
 
 /// Conntrack flag: the flow's source was rewritten to a node address.
 pub const CT_F_SNAT: u32 = 1 << 0;
+/// Conntrack flag: a FIN or RST was seen in this direction; the agent
+/// removes the entry after a short idle time.
+pub const CT_F_CLOSING: u32 = 1 << 1;
 /// Conntrack key direction: as the client sent it.
 pub const CT_DIR_FORWARD: u8 = 0;
 /// Conntrack key direction: as the backend's reply looks.
@@ -198,7 +217,8 @@ pub struct ServiceKey {
 
 /// Value of the service map. For slot 0 `count` is the number of backend
 /// slots; for a slot, `backend_id` names the backend. In the frontend entry
-/// of an external frontend, `backend_id` is its Maglev row + 1 (0: none).
+/// of an external frontend, `backend_id` is the offset of its Maglev table
+/// in the Maglev map + 1 (0: none).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ServiceValue {

@@ -6,8 +6,8 @@ use aya_ebpf::{
 };
 use strait_ebpf_common::{
     AFFINITY_MAX, AffinityKey, AffinityValue, BACKENDS_MAX, Backend, CONNTRACK_MAX, CtKey, CtValue,
-    LOCAL_ENDPOINTS_MAX, MAGLEV_TABLE_SIZE, MAGLEV_TABLES, NODE_ADDRS_MAX, NodeConfig, REVNAT_MAX,
-    RevNatKey, RevNatValue, SERVICES_MAX, SOURCE_RANGES_MAX, ServiceKey, ServiceValue,
+    LOCAL_ENDPOINTS_MAX, MAGLEV_ENTRIES, NODE_ADDRS_MAX, NodeConfig, REVNAT_MAX, RevNatKey,
+    RevNatValue, SERVICES_MAX, SOURCE_RANGES_MAX, ServiceKey, ServiceValue,
 };
 
 /// Frontends and backend slots.
@@ -48,7 +48,7 @@ pub static NODE_CONFIG: Array<NodeConfig> = Array::pinned(1, 0);
 
 /// Maglev tables of external frontends (sized by user space at load).
 #[map(name = "STRAIT_MAGLEV")]
-pub static MAGLEV: Array<u32> = Array::pinned(MAGLEV_TABLES * MAGLEV_TABLE_SIZE, 0);
+pub static MAGLEV: Array<u32> = Array::pinned(MAGLEV_ENTRIES, 0);
 
 /// `loadBalancerSourceRanges`: key data is (frontend id, client address);
 /// the prefix covers the id's 32 bits plus the CIDR's.

@@ -21,9 +21,9 @@ use aya_ebpf::{
     programs::TcContext,
 };
 use strait_ebpf_common::{
-    AffinityKey, AffinityValue, CT_DIR_FORWARD, CT_DIR_REPLY, CT_F_SNAT, CtKey, CtValue, FAMILY_V4,
-    MAGLEV_TABLE_SIZE, PROTO_TCP, PROTO_UDP, SVC_F_AFFINITY, SVC_F_EXT_LOCAL, SVC_F_EXTERNAL,
-    SVC_F_NODEPORT, SVC_F_SOURCE_RANGES, ServiceKey, ServiceValue,
+    AffinityKey, AffinityValue, CT_DIR_FORWARD, CT_DIR_REPLY, CT_F_CLOSING, CT_F_SNAT, CtKey,
+    CtValue, FAMILY_V4, PROTO_TCP, PROTO_UDP, SVC_F_AFFINITY, SVC_F_EXT_LOCAL, SVC_F_EXTERNAL,
+    SVC_F_NODEPORT, SVC_F_SOURCE_RANGES, ServiceKey, ServiceValue, maglev_table_size,
 };
 
 use crate::maps::{
@@ -43,6 +43,8 @@ const SHOT: i32 = TC_ACT_SHOT as i32;
 const EXTERNAL_CLIENT: u64 = 1 << 63;
 
 const ETH_HLEN: usize = 14;
+const TCP_FIN: u8 = 0x01;
+const TCP_RST: u8 = 0x04;
 const ETH_P_IP: u16 = 0x0800;
 const IP_CSUM_OFF: usize = ETH_HLEN + 10;
 const IP_SRC_OFF: usize = ETH_HLEN + 12;
@@ -60,6 +62,8 @@ struct Packet {
     dport: u16,
     proto: u8,
     l4: usize,
+    /// A TCP segment with FIN or RST.
+    closing: bool,
 }
 
 impl Packet {
@@ -117,6 +121,7 @@ fn parse(ctx: &TcContext) -> Option<Packet> {
         return None;
     }
     let l4 = ETH_HLEN + ihl;
+    let closing = proto == PROTO_TCP && ctx.load::<u8>(l4 + 13).ok()? & (TCP_FIN | TCP_RST) != 0;
     Some(Packet {
         saddr: ctx.load(IP_SRC_OFF).ok()?,
         daddr: ctx.load(IP_DST_OFF).ok()?,
@@ -124,6 +129,7 @@ fn parse(ctx: &TcContext) -> Option<Packet> {
         dport: ctx.load(l4 + 2).ok()?,
         proto,
         l4,
+        closing,
     })
 }
 
@@ -174,6 +180,22 @@ fn flow_hash(p: &Packet, frontend_addr: u32) -> u32 {
         h ^= h >> 16;
     }
     h
+}
+
+/// The conntrack entry of `key`, its last-seen time refreshed in place (and
+/// marked closing on a FIN or RST, so the agent expires it soon).
+#[inline(always)]
+fn touch(key: CtKey, now: u64, closing: bool) -> Option<CtValue> {
+    let ptr = CONNTRACK.get_ptr_mut(key)?;
+    // SAFETY: the pointer is into the map value; the kernel keeps it valid
+    // for this program run. Concurrent writers only race on the timestamp.
+    unsafe {
+        (*ptr).last_seen_ns = now;
+        if closing {
+            (*ptr).flags |= CT_F_CLOSING;
+        }
+        Some(*ptr)
+    }
 }
 
 /// Whether `saddr` is in the frontend's `loadBalancerSourceRanges`.
@@ -232,14 +254,20 @@ fn try_ingress(ctx: &TcContext) -> Result<i32, i64> {
     };
     // SAFETY: helper without preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
+    // An established flow first: the common case costs one lookup.
+    let forward = p.key(CT_DIR_FORWARD);
+    if let Some(fv) = touch(forward, now, p.closing)
+        // SAFETY: plain-data value, copied out at once. A removed backend
+        // ends the flow; it is placed again below.
+        && unsafe { BACKENDS.get(fv.backend_id) }.copied().is_some()
+    {
+        return translate(ctx, &p, &fv);
+    }
     // A reply of a SNATed flow: back to the client, from the frontend.
     let reply = p.key(CT_DIR_REPLY);
-    // SAFETY: plain-data value, copied out at once.
-    if let Some(mut rv) = unsafe { CONNTRACK.get(reply) }.copied()
+    if let Some(rv) = touch(reply, now, p.closing)
         && rv.flags & CT_F_SNAT != 0
     {
-        rv.last_seen_ns = now;
-        let _ = CONNTRACK.insert(reply, rv, 0);
         rewrite(ctx, &p, true, rv.addr2, rv.port2)?;
         rewrite(ctx, &p, false, rv.addr1, rv.port1)?;
         return Ok(redirect_out(ctx));
@@ -249,16 +277,6 @@ fn try_ingress(ctx: &TcContext) -> Result<i32, i64> {
     };
     if fe.flags & SVC_F_SOURCE_RANGES != 0 && !source_allowed(&fe, p.saddr) {
         return Ok(SHOT);
-    }
-    let forward = p.key(CT_DIR_FORWARD);
-    // SAFETY: as above.
-    if let Some(mut fv) = unsafe { CONNTRACK.get(forward) }.copied()
-        // SAFETY: as above. A removed backend ends the flow.
-        && unsafe { BACKENDS.get(fv.backend_id) }.is_some()
-    {
-        fv.last_seen_ns = now;
-        let _ = CONNTRACK.insert(forward, fv, 0);
-        return translate(ctx, &p, &fv);
     }
     if fe.count == 0 {
         if fe.flags & SVC_F_EXT_LOCAL != 0 {
@@ -404,7 +422,7 @@ fn pinned_backend(akey: AffinityKey, fe: &ServiceValue, now: u64) -> Option<u32>
 #[inline(always)]
 fn pick(mut key: ServiceKey, fe: &ServiceValue, hash: u32) -> Option<u32> {
     if fe.backend_id != 0 {
-        let index = (fe.backend_id - 1) * MAGLEV_TABLE_SIZE + hash % MAGLEV_TABLE_SIZE;
+        let index = (fe.backend_id - 1) + hash % maglev_table_size(fe.count);
         if let Some(id) = MAGLEV.get(index)
             && *id != 0
         {
@@ -436,17 +454,14 @@ pub fn egress(ctx: &TcContext) -> i32 {
     let Some(p) = parse(ctx) else {
         return OK;
     };
-    let reply = p.key(CT_DIR_REPLY);
-    // SAFETY: plain-data value, copied out at once.
-    let Some(mut rv) = (unsafe { CONNTRACK.get(reply) }).copied() else {
+    // SAFETY: helper without preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    let Some(rv) = touch(p.key(CT_DIR_REPLY), now, p.closing) else {
         return OK;
     };
     if rv.flags & CT_F_SNAT != 0 {
         return OK;
     }
-    // SAFETY: helper without preconditions.
-    rv.last_seen_ns = unsafe { bpf_ktime_get_ns() };
-    let _ = CONNTRACK.insert(reply, rv, 0);
     match rewrite(ctx, &p, false, rv.addr1, rv.port1) {
         Ok(()) => OK,
         Err(_) => SHOT,

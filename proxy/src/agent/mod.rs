@@ -57,12 +57,20 @@ pub fn capacity_for(desired: &DesiredState) -> Capacity {
         let want = u32::try_from(need.saturating_mul(2)).unwrap_or(u32::MAX);
         want.max(default)
     };
-    let external = desired.values().filter(|s| s.external_flags != 0).count();
+    // Maglev entries: each external frontend's table, plus a quarter for
+    // tables being replaced and growth (not doubled: tables are large).
+    let maglev: usize = desired
+        .values()
+        .filter(|s| s.external_flags != 0 && !s.backends.is_empty())
+        .map(|s| crate::maglev::maglev_table_size(s.backends.len() as u16) as usize)
+        .sum();
     let d = Capacity::default();
     Capacity {
         services: grow(frontends + slots + vips, d.services),
         backends: grow(backends.len(), d.backends),
-        maglev_tables: grow(external, d.maglev_tables),
+        maglev_entries: u32::try_from(maglev + maglev / 4)
+            .unwrap_or(u32::MAX)
+            .max(d.maglev_entries),
         ..d
     }
 }
