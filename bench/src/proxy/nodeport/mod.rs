@@ -503,8 +503,7 @@ fn set_up(
             eprintln!(
                 "  N={n} strait-tc: {} frontends; capacity {capacity:?} (Maglev map {:.0} MiB)",
                 want.len(),
-                f64::from(capacity.maglev_tables) * f64::from(strait_ebpf_maglev_size()) * 8.0
-                    / (1 << 20) as f64,
+                f64::from(capacity.maglev_entries) * 8.0 / (1 << 20) as f64,
             );
             let bpffs = Bpffs::new()?;
             let pin = bpffs.path().to_path_buf();
@@ -589,10 +588,6 @@ fn set_up(
 
 fn kube_pod_cidr() -> &'static str {
     super::kube::CLUSTER_CIDR
-}
-
-fn strait_ebpf_maglev_size() -> u32 {
-    strait_proxy::maglev::TABLE_SIZE as u32
 }
 
 /// The agent's desired state must hold every NodePort with the endpoints
