@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::ClusterError;
 use crate::kind::{Kind, KindSet, Object};
+use crate::trim::Trim;
 use crate::view::Publisher;
 
 /// The field selector for Secrets: the view only needs TLS secrets (ingress
@@ -32,6 +33,9 @@ pub struct KubeConfig {
     /// When set, Pods are watched with `spec.nodeName=<node>` (an agent only
     /// needs its own node's pods).
     pub node_name: Option<String>,
+    /// When set, every object is cut down with it as it arrives, before it is
+    /// buffered or stored; otherwise only `metadata.managedFields` is dropped.
+    pub trim: Option<Trim>,
 }
 
 impl Default for KubeConfig {
@@ -39,6 +43,7 @@ impl Default for KubeConfig {
         KubeConfig {
             kinds: KindSet::ALL,
             node_name: None,
+            trim: None,
         }
     }
 }
@@ -48,8 +53,15 @@ impl KubeConfig {
     pub fn new(kinds: KindSet) -> KubeConfig {
         KubeConfig {
             kinds,
-            node_name: None,
+            ..KubeConfig::default()
         }
+    }
+
+    /// Cuts every object down with `trim` (builder style).
+    #[must_use]
+    pub fn with_trim(mut self, trim: Trim) -> KubeConfig {
+        self.trim = Some(trim);
+        self
     }
 
     /// Restricts the Pod watch to `node` (builder style).
@@ -106,14 +118,15 @@ impl KubeSource {
         for kind in self.config.kinds.iter() {
             let config = self.config.watcher_config(kind);
             let client = self.client.clone();
+            let trim = self.config.trim;
             let stream = match kind {
-                Kind::Service => watch_kind::<Service>(client, config),
-                Kind::EndpointSlice => watch_kind::<EndpointSlice>(client, config),
-                Kind::Ingress => watch_kind::<Ingress>(client, config),
-                Kind::IngressClass => watch_kind::<IngressClass>(client, config),
-                Kind::Secret => watch_kind::<Secret>(client, config),
-                Kind::Node => watch_kind::<Node>(client, config),
-                Kind::Pod => watch_kind::<Pod>(client, config),
+                Kind::Service => watch_kind::<Service>(client, config, trim),
+                Kind::EndpointSlice => watch_kind::<EndpointSlice>(client, config, trim),
+                Kind::Ingress => watch_kind::<Ingress>(client, config, trim),
+                Kind::IngressClass => watch_kind::<IngressClass>(client, config, trim),
+                Kind::Secret => watch_kind::<Secret>(client, config, trim),
+                Kind::Node => watch_kind::<Node>(client, config, trim),
+                Kind::Pod => watch_kind::<Pod>(client, config, trim),
             };
             all.push(stream.map(move |r| (kind, r)).boxed());
         }
@@ -165,14 +178,18 @@ impl KubeSource {
 
 type WatchResult = Result<watcher::Event<Object>, watcher::Error>;
 
-fn watch_kind<K>(client: Client, config: watcher::Config) -> BoxStream<'static, WatchResult>
+fn watch_kind<K>(
+    client: Client,
+    config: watcher::Config,
+    trim: Option<Trim>,
+) -> BoxStream<'static, WatchResult>
 where
     K: kube::Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
     K: Into<Object>,
 {
     watcher(Api::<K>::all(client), config)
         .default_backoff()
-        .map_ok(|event| {
+        .map_ok(move |event| {
             let event = match event {
                 watcher::Event::Apply(o) => watcher::Event::Apply(o.into()),
                 watcher::Event::Delete(o) => watcher::Event::Delete(o.into()),
@@ -180,8 +197,11 @@ where
                 watcher::Event::Init => watcher::Event::Init,
                 watcher::Event::InitDone => watcher::Event::InitDone,
             };
-            // managed fields are large and no consumer reads them
-            event.modify(|o: &mut Object| o.meta_mut().managed_fields = None)
+            event.modify(|o: &mut Object| match trim {
+                Some(trim) => trim.apply(o),
+                // managed fields are large and no consumer reads them
+                None => o.meta_mut().managed_fields = None,
+            })
         })
         .boxed()
 }

@@ -13,6 +13,9 @@
 //!   [`resolve_target_port`] and the Service accessors in [`service`].
 //! * [`Component`]: which API resources each component watches and writes,
 //!   in one place, for the binaries and the deployment's RBAC.
+//! * [`Trim`]: opt-in, per component, cuts objects down to the fields that
+//!   component reads before they enter the view (the agent and DNS use it;
+//!   the lab and the ingress controller keep complete objects).
 
 #![warn(missing_docs)]
 
@@ -24,8 +27,10 @@ mod kube_source;
 mod manifest;
 mod ports;
 pub mod service;
+mod shared;
 mod snapshot;
 mod source;
+mod trim;
 mod view;
 
 pub use access::{ApiAccess, Component, WATCH_VERBS};
@@ -44,6 +49,7 @@ pub use snapshot::{
     SnapshotBuilder,
 };
 pub use source::ClusterSource;
+pub use trim::Trim;
 pub use view::{ClusterView, Publisher};
 
 /// Re-exported so consumers use exactly the Kubernetes types this crate stores.

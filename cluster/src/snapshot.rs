@@ -11,6 +11,7 @@ use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::kind::{Kind, KindSet, Object, ObjectKey};
+use crate::shared::SharedObject;
 
 /// The label that ties an EndpointSlice to the Service it belongs to.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
@@ -19,8 +20,42 @@ pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 /// unchanged objects and a diff can compare them by pointer.
 pub type ObjectMap<T> = BTreeMap<ObjectKey, Arc<T>>;
 
-/// Slices of one service, by slice name.
-type SliceSet = BTreeMap<String, Arc<EndpointSlice>>;
+/// Slices of one service, sorted by slice name.
+///
+/// A sorted `Vec` rather than a map: a service has a handful of slices, and
+/// a B-tree node per service cost about 400 bytes for the usual one.
+#[derive(Clone, Default)]
+pub(crate) struct SliceSet(Vec<Arc<EndpointSlice>>);
+
+impl SliceSet {
+    fn position(&self, name: &str) -> Result<usize, usize> {
+        self.0
+            .binary_search_by(|s| s.metadata.name.as_deref().unwrap_or_default().cmp(name))
+    }
+
+    /// Adds `slice`, replacing the one of the same name.
+    fn insert(&mut self, slice: Arc<EndpointSlice>) {
+        let name = slice.metadata.name.as_deref().unwrap_or_default();
+        match self.position(name) {
+            Ok(i) => self.0[i] = slice,
+            Err(i) => self.0.insert(i, slice),
+        }
+    }
+
+    fn remove(&mut self, name: &str) {
+        if let Ok(i) = self.position(name) {
+            self.0.remove(i);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &EndpointSlice> {
+        self.0.iter().map(Arc::as_ref)
+    }
+}
 
 /// The internal storage of a snapshot: one `Arc`ed map per kind, so changing
 /// one kind never copies another.
@@ -248,7 +283,7 @@ impl ClusterSnapshot {
             .slice_index
             .get(&ObjectKey::namespaced(namespace, service_name))
             .into_iter()
-            .flat_map(|set| set.values().map(|s| s.as_ref()))
+            .flat_map(|set| set.iter())
     }
 
     /// Number of objects of `kind`.
@@ -460,6 +495,17 @@ impl SnapshotBuilder {
     /// identity, and a kind whose contents are unchanged keeps its map, so
     /// consumers see only real changes. Returns whether the state changed.
     pub fn replace(&mut self, kinds: KindSet, objects: impl IntoIterator<Item = Object>) -> bool {
+        self.replace_shared(kinds, objects.into_iter().map(SharedObject::from))
+    }
+
+    /// [`replace`](Self::replace) for objects already behind their `Arc`: an
+    /// object equal to the stored one keeps the stored `Arc`, any other goes
+    /// into the snapshot as given, shared with the caller's copy.
+    pub(crate) fn replace_shared(
+        &mut self,
+        kinds: KindSet,
+        objects: impl IntoIterator<Item = SharedObject>,
+    ) -> bool {
         let mut services = Vec::new();
         let mut slices = Vec::new();
         let mut ingresses = Vec::new();
@@ -476,13 +522,13 @@ impl SnapshotBuilder {
                 continue;
             };
             match object {
-                Object::Service(o) => services.push((key, o)),
-                Object::EndpointSlice(o) => slices.push((key, o)),
-                Object::Ingress(o) => ingresses.push((key, o)),
-                Object::IngressClass(o) => classes.push((key, o)),
-                Object::Secret(o) => secrets.push((key, o)),
-                Object::Node(o) => nodes.push((key, o)),
-                Object::Pod(o) => pods.push((key, o)),
+                SharedObject::Service(o) => services.push((key, o)),
+                SharedObject::EndpointSlice(o) => slices.push((key, o)),
+                SharedObject::Ingress(o) => ingresses.push((key, o)),
+                SharedObject::IngressClass(o) => classes.push((key, o)),
+                SharedObject::Secret(o) => secrets.push((key, o)),
+                SharedObject::Node(o) => nodes.push((key, o)),
+                SharedObject::Pod(o) => pods.push((key, o)),
             }
         }
         let mut changed = false;
@@ -569,13 +615,15 @@ impl SnapshotBuilder {
         Arc::make_mut(T::map_mut(&mut self.maps)).remove(key)
     }
 
-    fn replace_typed<T: ClusterResource>(&mut self, objects: Vec<(ObjectKey, T)>) -> bool {
+    fn replace_typed<T: ClusterResource>(&mut self, objects: Vec<(ObjectKey, Arc<T>)>) -> bool {
         let old = T::map(&self.maps);
         let mut new: ObjectMap<T> = BTreeMap::new();
         for (key, object) in objects {
             let value = match old.get(&key) {
-                Some(existing) if **existing == object => existing.clone(),
-                _ => Arc::new(object),
+                Some(existing) if Arc::ptr_eq(existing, &object) || **existing == *object => {
+                    existing.clone()
+                }
+                _ => object,
             };
             new.insert(key, value);
         }
@@ -610,7 +658,7 @@ impl SnapshotBuilder {
         if let Some(new) = new
             && let Some(service) = owning_service(key, &new)
         {
-            Arc::make_mut(index.entry(service).or_default()).insert(key.name.clone(), new);
+            Arc::make_mut(index.entry(service).or_default()).insert(new);
         }
     }
 
@@ -618,14 +666,19 @@ impl SnapshotBuilder {
         let mut index: BTreeMap<ObjectKey, SliceSet> = BTreeMap::new();
         for (key, slice) in self.maps.endpoint_slices.iter() {
             if let Some(service) = owning_service(key, slice) {
-                index
-                    .entry(service)
-                    .or_default()
-                    .insert(key.name.clone(), slice.clone());
+                // keys are sorted, so each set is built in name order
+                index.entry(service).or_default().0.push(slice.clone());
             }
         }
-        self.maps.slice_index =
-            Arc::new(index.into_iter().map(|(k, v)| (k, Arc::new(v))).collect());
+        self.maps.slice_index = Arc::new(
+            index
+                .into_iter()
+                .map(|(k, mut v)| {
+                    v.0.shrink_to_fit();
+                    (k, Arc::new(v))
+                })
+                .collect(),
+        );
     }
 }
 
@@ -847,6 +900,57 @@ mod tests {
         let s4 = b.build();
         assert!(slice_names(&s4, "a", "db").is_empty());
         assert_eq!(slice_names(&s4, "c", "api"), ["x"]);
+    }
+
+    #[test]
+    fn slice_index_matches_a_scan_after_any_sequence() {
+        let scan = |s: &ClusterSnapshot, ns: &str, svc: &str| -> Vec<String> {
+            s.endpoint_slices()
+                .iter()
+                .filter(|(k, v)| {
+                    k.namespace.as_deref() == Some(ns)
+                        && v.metadata
+                            .labels
+                            .as_ref()
+                            .and_then(|l| l.get(SERVICE_NAME_LABEL))
+                            .is_some_and(|l| l == svc)
+                })
+                .map(|(k, _)| k.name.clone())
+                .collect()
+        };
+        let mut b = SnapshotBuilder::new(KindSet::ALL);
+        let mut seed = 7u32;
+        for step in 0..400 {
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            let r = seed >> 8;
+            let ns = ["a", "b"][(r % 2) as usize];
+            let name = format!("s{}", (r >> 1) % 7);
+            let svc = ["web", "db", "api"][((r >> 4) % 3) as usize];
+            match (r >> 6) % 4 {
+                0 => {
+                    b.delete(Kind::EndpointSlice, &ObjectKey::namespaced(ns, &name));
+                }
+                1 if step % 50 == 0 => {
+                    b.replace(
+                        KindSet::only(Kind::EndpointSlice),
+                        vec![slice(ns, &name, Some(svc), "10.0.0.1")],
+                    );
+                }
+                _ => {
+                    b.apply(slice(ns, &name, Some(svc), &format!("10.0.0.{step}")));
+                }
+            }
+            let snap = b.build();
+            for ns in ["a", "b"] {
+                for svc in ["web", "db", "api"] {
+                    assert_eq!(
+                        slice_names(&snap, ns, svc),
+                        scan(&snap, ns, svc),
+                        "step {step}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

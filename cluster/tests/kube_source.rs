@@ -25,7 +25,7 @@ use http::{Request, Response};
 use kube::client::Body;
 use serde_json::{Value, json};
 use strait_cluster::{
-    ClusterSnapshot, ClusterView, Kind, KindSet, KubeConfig, KubeSource, ObjectKey,
+    ClusterSnapshot, ClusterView, Component, Kind, KindSet, KubeConfig, KubeSource, ObjectKey, Trim,
 };
 use tokio::sync::mpsc;
 use tower_test::mock::{self, SendResponse};
@@ -449,4 +449,58 @@ async fn unwatched_kinds_are_never_requested() {
             "{path} was requested"
         );
     }
+}
+
+/// With a trim, objects are cut down as they arrive: what the consumer
+/// reads stays, metadata it does not read goes, and an update that only
+/// touched dropped fields (a new resourceVersion) is not a change.
+#[tokio::test]
+async fn a_trimmed_source_stores_trimmed_objects() {
+    let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
+    let client = kube::Client::new(service, "default");
+    let mut api = FakeApi::start(handle);
+    let config = KubeConfig::new(KindSet::only(Kind::Service))
+        .with_trim(Trim::for_component(Component::Dns));
+    let mut view = ClusterView::spawn(KubeSource::new(client, config));
+
+    let (_, send) = api.next("/api/v1/services").await;
+    send.send_response(json_response(
+        200,
+        &service_list("1000", vec![service_item("alpha", "10.96.0.10", "900", 80)]),
+    ));
+    let s0 = tokio::time::timeout(STEP, view.wait_synced())
+        .await
+        .unwrap()
+        .unwrap();
+    let alpha = s0.service("default", "alpha").unwrap();
+    assert_eq!(alpha.metadata.resource_version, None);
+    assert_eq!(alpha.metadata.uid, None);
+    assert_eq!(alpha.metadata.managed_fields, None);
+    assert_eq!(
+        alpha.metadata.labels.as_ref().unwrap()["app"],
+        "alpha",
+        "labels stay"
+    );
+    assert_eq!(port_of(&s0, "alpha"), Some(80));
+    assert_eq!(
+        alpha.spec.as_ref().unwrap().cluster_ip.as_deref(),
+        Some("10.96.0.10")
+    );
+
+    let (req, send) = api.next("/api/v1/services").await;
+    assert!(is_watch(&req));
+    send.send_response(watch_response(&[
+        event(
+            "MODIFIED",
+            service_object("alpha", "10.96.0.10", "1001", 80),
+        ),
+        event("ADDED", service_object("gamma", "10.96.0.12", "1002", 80)),
+    ]));
+    let s1 = wait_for(&mut view, "gamma added", |s| names(s) == ["alpha", "gamma"]).await;
+    let summary: Vec<String> = s1
+        .changes_since(&s0)
+        .iter()
+        .map(|c| format!("{:?} {}", c.op, c.key.name))
+        .collect();
+    assert_eq!(summary, ["Applied gamma"]);
 }

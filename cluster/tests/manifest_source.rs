@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use strait_cluster::k8s_openapi::api::core::v1::Service;
 use strait_cluster::{
-    ClusterError, ClusterSnapshot, ClusterView, Kind, ManifestError, ManifestLoader,
-    ManifestSource, ObjectKey, Scope, load_dir, select_endpoints,
+    ClusterError, ClusterSnapshot, ClusterView, Component, Kind, KindSet, ManifestError,
+    ManifestLoader, ManifestSource, Object, ObjectKey, Scope, Trim, load_dir, select_endpoints,
 };
 
 /// Writes atomically (hidden temp file, then rename) so a running source
@@ -484,4 +484,51 @@ fn services_decode_exactly() {
         svc.spec.as_ref().unwrap().selector.as_ref().unwrap()["app"],
         "web"
     );
+}
+
+/// A source with kinds and a trim provides only those kinds, cut down, and
+/// counts as synced once they loaded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trimmed_source_provides_its_kinds_trimmed() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "web.yaml", WEB);
+    write(dir.path(), "list.yaml", LIST);
+    let kinds = KindSet::only(Kind::Service).with(Kind::EndpointSlice);
+    let source = ManifestSource::new(dir.path())
+        .with_rescan_interval(None)
+        .with_kinds(kinds)
+        .with_trim(Trim::for_component(Component::Dns));
+    assert_eq!(strait_cluster::ClusterSource::kinds(&source), kinds);
+    let mut view = ClusterView::spawn(source);
+    let snapshot = view.wait_synced().await.unwrap();
+    assert_eq!(snapshot.watched_kinds(), kinds);
+    let untrimmed = load_dir(dir.path()).unwrap();
+    assert_eq!((untrimmed.pods().len(), untrimmed.nodes().len()), (1, 1));
+    assert_eq!((snapshot.pods().len(), snapshot.nodes().len()), (0, 0));
+    let mut want: Vec<Object> = untrimmed
+        .services()
+        .values()
+        .map(|s| Object::Service((**s).clone()))
+        .chain(
+            untrimmed
+                .endpoint_slices()
+                .values()
+                .map(|s| Object::EndpointSlice((**s).clone())),
+        )
+        .collect();
+    let trim = Trim::for_component(Component::Dns);
+    want.iter_mut().for_each(|o| trim.apply(o));
+    let got: Vec<Object> = snapshot
+        .services()
+        .values()
+        .map(|s| Object::Service((**s).clone()))
+        .chain(
+            snapshot
+                .endpoint_slices()
+                .values()
+                .map(|s| Object::EndpointSlice((**s).clone())),
+        )
+        .collect();
+    assert!(!got.is_empty());
+    assert_eq!(got, want);
 }

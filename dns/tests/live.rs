@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
-use strait_cluster::{ClusterView, ManifestSource};
+use strait_cluster::{ClusterView, Component, Kind, ManifestSource, Trim};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use common::{config, fixture, lines, start, udp};
@@ -50,7 +50,11 @@ async fn manifest_edits_are_answered_within_a_second() {
         service_yaml("base", "10.96.1.1"),
     )
     .unwrap();
-    let source = ManifestSource::new(dir.path()).with_debounce(Duration::from_millis(20));
+    // as `strait dns --manifests` runs it: DNS kinds, trimmed
+    let source = ManifestSource::new(dir.path())
+        .with_debounce(Duration::from_millis(20))
+        .with_kinds(Component::Dns.kinds().without(Kind::Pod))
+        .with_trim(Trim::for_component(Component::Dns));
     let mut view = ClusterView::spawn(source);
     view.wait_synced().await.unwrap();
     let server = start(config(), view).await;

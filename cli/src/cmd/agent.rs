@@ -10,7 +10,7 @@ use strait_proxy::{
     explain,
 };
 
-use super::view::cluster_view;
+use super::view::trimmed_cluster_view;
 
 /// Flags of `strait agent`.
 #[derive(Debug, clap::Args)]
@@ -106,12 +106,9 @@ async fn agent(args: Args) -> anyhow::Result<ExitCode> {
         !args.common.node_name.is_empty(),
         "--node-name (or NODE_NAME) is required"
     );
-    let view = cluster_view(
-        args.common.manifests.as_deref(),
-        Component::Agent.kinds(),
-        None,
-    )
-    .await?;
+    // The agent reads a few fields of Services and EndpointSlices; keep only those.
+    let view =
+        trimmed_cluster_view(args.common.manifests.as_deref(), Component::Agent, None).await?;
     let capacity = match (args.max_services, args.max_backends) {
         (None, None) => None,
         (s, b) => {
@@ -152,7 +149,7 @@ async fn explain_cmd(common: &Common, only: Option<&str>) -> anyhow::Result<Exit
         )
     })?;
     let mut view =
-        cluster_view(common.manifests.as_deref(), Component::Agent.kinds(), None).await?;
+        trimmed_cluster_view(common.manifests.as_deref(), Component::Agent, None).await?;
     let snapshot = view
         .wait_synced()
         .await

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use strait_cluster::{ClusterView, Component, KubeConfig, KubeSource, ManifestSource};
+use strait_cluster::{ClusterView, Component, KubeConfig, KubeSource, ManifestSource, Trim};
 use strait_dns::{DnsConfig, DnsServer, PodRecords, Zone};
 
 /// Flags of `strait dns`.
@@ -72,18 +72,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
+    // Pods only for verified pod records or autopath.
+    let mut kinds = Component::Dns.kinds();
+    if args.pod_records != PodRecords::Verified && !args.autopath {
+        for kind in Component::Dns.optional_kinds().iter() {
+            kinds.remove(kind);
+        }
+    }
+    // The server reads a few fields of each object; keep only those.
+    let trim = Trim::for_component(Component::Dns);
     rt.block_on(async move {
         let view = match &args.manifests {
-            Some(dir) => ClusterView::spawn(ManifestSource::new(dir)),
+            Some(dir) => {
+                ClusterView::spawn(ManifestSource::new(dir).with_kinds(kinds).with_trim(trim))
+            }
             None => {
-                // Pods only for verified pod records or autopath.
-                let mut kinds = Component::Dns.kinds();
-                if args.pod_records != PodRecords::Verified && !args.autopath {
-                    for kind in Component::Dns.optional_kinds().iter() {
-                        kinds.remove(kind);
-                    }
-                }
-                let source = KubeSource::try_default(KubeConfig::new(kinds))
+                let source = KubeSource::try_default(KubeConfig::new(kinds).with_trim(trim))
                     .await
                     .context("connecting to the Kubernetes API server")?;
                 ClusterView::spawn(source)

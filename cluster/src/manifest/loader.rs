@@ -9,10 +9,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::error::ManifestError;
+use super::keep::Keep;
 use super::mirror::{mirror_endpoints, should_mirror};
 use super::parse::{Item, parse_file};
 use crate::kind::{Kind, KindSet, Object, ObjectKey};
+use crate::shared::SharedObject;
 use crate::snapshot::{ClusterSnapshot, SnapshotBuilder};
+use crate::trim::Trim;
 
 /// The result of loading a manifest directory.
 ///
@@ -45,6 +48,28 @@ impl LoadReport {
     }
 }
 
+/// A load as the loader assembled it: objects still shared with the
+/// loader's per-file state, so a source can hand them to the snapshot
+/// without copying (see [`LoadReport`] for the fields).
+pub(crate) struct Assembled {
+    pub(crate) objects: Vec<SharedObject>,
+    pub(crate) errors: Vec<ManifestError>,
+    pub(crate) skipped: usize,
+    pub(crate) files: usize,
+}
+
+impl Assembled {
+    /// The report with owned copies of the objects.
+    fn into_report(self) -> LoadReport {
+        LoadReport {
+            objects: self.objects.iter().map(SharedObject::to_object).collect(),
+            errors: self.errors,
+            skipped: self.skipped,
+            files: self.files,
+        }
+    }
+}
+
 struct FileState {
     /// Hash of the contents last parsed; `None` when the file could not be read.
     hash: Option<u64>,
@@ -63,9 +88,14 @@ struct FileState {
 /// files and directories whose name starts with `.` are ignored (this also
 /// skips the `..data` internals of a mounted ConfigMap, while its top-level
 /// symlinks are read); symlinked directories are not followed.
+///
+/// By default every kind is kept whole (the lab re-renders what it loads);
+/// [`with_kinds`](Self::with_kinds) and [`with_trim`](Self::with_trim) keep
+/// less, already in the copy the loader remembers.
 pub struct ManifestLoader {
     dir: PathBuf,
     files: BTreeMap<PathBuf, FileState>,
+    keep: Keep,
 }
 
 impl ManifestLoader {
@@ -74,7 +104,25 @@ impl ManifestLoader {
         ManifestLoader {
             dir: dir.into(),
             files: BTreeMap::new(),
+            keep: Keep::default(),
         }
+    }
+
+    /// Keeps only objects of `kinds` (default: all); documents of other
+    /// kinds count as skipped. Core/v1 Endpoints are read only when
+    /// EndpointSlices are kept.
+    #[must_use]
+    pub fn with_kinds(mut self, kinds: KindSet) -> ManifestLoader {
+        self.keep.kinds = kinds;
+        self
+    }
+
+    /// Cuts every kept object down with `trim` as it is parsed (default:
+    /// objects stay whole).
+    #[must_use]
+    pub fn with_trim(mut self, trim: Trim) -> ManifestLoader {
+        self.keep.trim = Some(trim);
+        self
     }
 
     /// The directory being loaded.
@@ -86,6 +134,12 @@ impl ManifestLoader {
     /// now has errors keeps its last good contents; a file that disappeared
     /// is dropped; a directory that cannot be listed keeps everything.
     pub fn reload(&mut self) -> LoadReport {
+        self.reload_shared().into_report()
+    }
+
+    /// [`reload`](Self::reload) with the objects shared with the loader's
+    /// state instead of copied.
+    pub(crate) fn reload_shared(&mut self) -> Assembled {
         let mut errors = Vec::new();
         let listed = list_files(&self.dir, &mut errors);
         let Some(listed) = listed else {
@@ -94,7 +148,7 @@ impl ManifestLoader {
         let mut next = BTreeMap::new();
         for path in listed {
             let previous = self.files.remove(&path);
-            let state = load_file(&path, previous);
+            let state = load_file(&path, previous, &self.keep);
             next.insert(path, state);
         }
         self.files = next;
@@ -106,7 +160,7 @@ impl ManifestLoader {
     /// errors.
     pub fn parse_str(name: impl Into<PathBuf>, text: &str) -> LoadReport {
         let path = name.into();
-        let parsed = parse_file(&path, text);
+        let parsed = parse_file(&path, text, &Keep::default());
         let good = parsed.errors.is_empty().then(|| Arc::new(parsed.items));
         let mut loader = ManifestLoader::new(PathBuf::new());
         loader.files.insert(
@@ -118,10 +172,10 @@ impl ManifestLoader {
                 skipped: parsed.skipped,
             },
         );
-        loader.assemble(Vec::new())
+        loader.assemble(Vec::new()).into_report()
     }
 
-    fn assemble(&self, mut errors: Vec<ManifestError>) -> LoadReport {
+    fn assemble(&self, mut errors: Vec<ManifestError>) -> Assembled {
         let mut skipped = 0;
         let mut seen: HashMap<(&'static str, ObjectKey), &Path> = HashMap::new();
         let mut objects = Vec::new();
@@ -144,7 +198,7 @@ impl ManifestLoader {
                 seen.insert((kind, key), path);
                 match item {
                     Item::Object(o) => objects.push(o.clone()),
-                    Item::Endpoints(e) => endpoints.push(e),
+                    Item::Endpoints(e) => endpoints.push(&**e),
                 }
             }
         }
@@ -152,7 +206,7 @@ impl ManifestLoader {
         let services: BTreeMap<ObjectKey, &k8s_openapi::api::core::v1::Service> = objects
             .iter()
             .filter_map(|o| match o {
-                Object::Service(s) => Some((o.key()?, s)),
+                SharedObject::Service(s) => Some((o.key()?, &**s)),
                 _ => None,
             })
             .collect();
@@ -174,11 +228,11 @@ impl ManifestLoader {
                     tracing::warn!(slice = %slice_key, "a manifest EndpointSlice has the name of a mirrored one; keeping the manifest's");
                     continue;
                 }
-                mirrored.push(Object::EndpointSlice(slice));
+                mirrored.extend(self.keep.object(Object::EndpointSlice(slice)));
             }
         }
         objects.extend(mirrored);
-        LoadReport {
+        Assembled {
             objects,
             errors,
             skipped,
@@ -193,7 +247,7 @@ fn hash_bytes(bytes: &[u8]) -> u64 {
     h.finish()
 }
 
-fn load_file(path: &Path, previous: Option<FileState>) -> FileState {
+fn load_file(path: &Path, previous: Option<FileState>, keep: &Keep) -> FileState {
     let good_before = previous.as_ref().and_then(|p| p.good.clone());
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
@@ -229,8 +283,9 @@ fn load_file(path: &Path, previous: Option<FileState>) -> FileState {
             };
         }
     };
-    let parsed = parse_file(path, &text);
+    let mut parsed = parse_file(path, &text, keep);
     let good = if parsed.errors.is_empty() {
+        share_unchanged(&mut parsed.items, good_before.as_deref().map(Vec::as_slice));
         Some(Arc::new(parsed.items))
     } else {
         good_before
@@ -240,6 +295,31 @@ fn load_file(path: &Path, previous: Option<FileState>) -> FileState {
         good,
         errors: parsed.errors,
         skipped: parsed.skipped,
+    }
+}
+
+/// Replaces each object of `items` that is equal to the same object in the
+/// file's previous state by that state's `Arc`, so editing one object of a
+/// file leaves the others shared with the snapshot rather than copied.
+fn share_unchanged(items: &mut [Item], previous: Option<&[Item]>) {
+    let Some(previous) = previous else {
+        return;
+    };
+    let before: HashMap<(Kind, ObjectKey), &SharedObject> = previous
+        .iter()
+        .filter_map(|item| match item {
+            Item::Object(o) => Some(((o.kind(), o.key()?), o)),
+            Item::Endpoints(_) => None,
+        })
+        .collect();
+    for item in items {
+        if let Item::Object(o) = item
+            && let Some(key) = o.key()
+            && let Some(old) = before.get(&(o.kind(), key))
+            && old.same_contents(o)
+        {
+            *o = (*old).clone();
+        }
     }
 }
 
@@ -302,3 +382,7 @@ fn list_files(dir: &Path, errors: &mut Vec<ManifestError>) -> Option<Vec<PathBuf
     out.sort();
     Some(out)
 }
+
+#[cfg(test)]
+#[path = "loader_tests.rs"]
+mod tests;

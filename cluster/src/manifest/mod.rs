@@ -2,6 +2,7 @@
 //! reloaded on change. Used by the lab, tests, benchmarks and `--manifests`.
 
 mod error;
+mod keep;
 mod loader;
 mod mirror;
 mod parse;
@@ -20,10 +21,12 @@ pub use loader::{LoadReport, ManifestLoader};
 pub use mirror::{MANAGED_BY_LABEL, MIRRORING_CONTROLLER, SKIP_MIRROR_LABEL, mirror_endpoints};
 
 use crate::error::ClusterError;
-use crate::kind::{Kind, KindSet};
+use crate::kind::KindSet;
 use crate::snapshot::ClusterSnapshot;
 use crate::source::ClusterSource;
+use crate::trim::Trim;
 use crate::view::Publisher;
+use loader::Assembled;
 
 /// Loads `dir` once, synchronously, into a synced snapshot; fails with every
 /// error when any file is bad (use [`ManifestSource::load_once`] to get the
@@ -64,13 +67,18 @@ pub struct LoadStatus {
 /// default) plus a periodic rescan (30 s by default) for filesystems that do
 /// not report changes. Errors are logged with structured fields and exposed
 /// through [`status`](Self::status); each bad file keeps its last good state.
-/// All seven kinds are marked synced after the first load.
+/// The provided kinds (all seven unless [`with_kinds`](Self::with_kinds)
+/// says otherwise) are marked synced after the first load. Objects are
+/// complete unless [`with_trim`](Self::with_trim) is set; the loader's copy
+/// of each object is shared with the snapshot, not duplicated.
 pub struct ManifestSource {
     dir: PathBuf,
     name: String,
     debounce: Duration,
     rescan: Option<Duration>,
     status: watch::Sender<Arc<LoadStatus>>,
+    kinds: KindSet,
+    trim: Option<Trim>,
 }
 
 impl ManifestSource {
@@ -83,6 +91,33 @@ impl ManifestSource {
             debounce: Duration::from_millis(100),
             rescan: Some(Duration::from_secs(30)),
             status: watch::channel(Arc::new(LoadStatus::default())).0,
+            kinds: KindSet::ALL,
+            trim: None,
+        }
+    }
+
+    /// Provides only `kinds` (default: all seven), like
+    /// [`KubeConfig::kinds`](crate::KubeConfig::kinds): documents of other
+    /// kinds are skipped, so a component holds only what it watches.
+    #[must_use]
+    pub fn with_kinds(mut self, kinds: KindSet) -> ManifestSource {
+        self.kinds = kinds;
+        self
+    }
+
+    /// Cuts every object down with `trim` before it is stored (default:
+    /// complete objects, which the lab needs).
+    #[must_use]
+    pub fn with_trim(mut self, trim: Trim) -> ManifestSource {
+        self.trim = Some(trim);
+        self
+    }
+
+    fn loader(&self) -> ManifestLoader {
+        let loader = ManifestLoader::new(self.dir.clone()).with_kinds(self.kinds);
+        match self.trim {
+            Some(trim) => loader.with_trim(trim),
+            None => loader,
         }
     }
 
@@ -157,7 +192,7 @@ impl ManifestSource {
                 source,
             })?;
 
-        let mut loader = Some(ManifestLoader::new(dir.clone()));
+        let mut loader = Some(self.loader());
         let mut loads = 0u64;
         let mut logged = Vec::new();
         let mut rescan = self.rescan.map(|every| {
@@ -170,7 +205,7 @@ impl ManifestSource {
                 return Ok(());
             };
             let (l, report) = match tokio::task::spawn_blocking(move || {
-                let report = l.reload();
+                let report = l.reload_shared();
                 (l, report)
             })
             .await
@@ -222,7 +257,7 @@ impl ManifestSource {
     fn publish(
         &self,
         publisher: &mut Publisher,
-        report: LoadReport,
+        report: Assembled,
         loads: u64,
         logged: &mut Vec<String>,
     ) {
@@ -238,8 +273,8 @@ impl ManifestSource {
         *logged = current;
         let objects = report.objects.len();
         let changed = publisher.update(|b| {
-            let mut changed = b.replace(KindSet::ALL, report.objects);
-            for kind in Kind::ALL {
+            let mut changed = b.replace_shared(self.kinds, report.objects);
+            for kind in self.kinds.iter() {
                 changed |= b.mark_synced(kind);
             }
             changed
@@ -298,6 +333,10 @@ fn log_error(error: &ManifestError) {
 impl ClusterSource for ManifestSource {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn kinds(&self) -> KindSet {
+        self.kinds
     }
 
     fn run(self: Box<Self>, publisher: Publisher) -> BoxFuture<'static, Result<(), ClusterError>> {

@@ -11,15 +11,24 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::error::ManifestError;
+use super::keep::Keep;
 use crate::kind::{Kind, Object, ObjectKey};
+use crate::shared::SharedObject;
 
-/// One object read from a file.
-#[derive(Clone, Debug, PartialEq)]
-#[allow(clippy::large_enum_variant)]
+/// One object read from a file, as the loader keeps it (two words, so a
+/// file's list of items costs little besides the objects).
+#[derive(Clone, Debug)]
 pub(crate) enum Item {
     /// One of the seven kinds.
-    Object(Object),
+    Object(SharedObject),
     /// core/v1 Endpoints, mirrored into EndpointSlices after assembly.
+    Endpoints(Box<Endpoints>),
+}
+
+/// One decoded document, before [`Keep`] decides what is stored.
+#[allow(clippy::large_enum_variant)]
+enum Decoded {
+    Object(Object),
     Endpoints(Endpoints),
 }
 
@@ -85,15 +94,16 @@ fn is_json(path: &Path) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case("json"))
 }
 
-/// Parses a whole file. Never panics, whatever the bytes.
-pub(crate) fn parse_file(path: &Path, text: &str) -> ParsedFile {
+/// Parses a whole file, keeping what `keep` asks for (other kinds count as
+/// skipped). Never panics, whatever the bytes.
+pub(crate) fn parse_file(path: &Path, text: &str, keep: &Keep) -> ParsedFile {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut out = ParsedFile::default();
     if is_json(path) {
-        parse_json(path, text, &mut out);
+        parse_json(path, text, keep, &mut out);
     } else {
         for segment in split_yaml(text) {
-            parse_yaml_document(path, &segment, &mut out);
+            parse_yaml_document(path, &segment, keep, &mut out);
         }
     }
     out
@@ -280,7 +290,7 @@ fn doc_error(path: &Path, document: usize, item: Option<usize>, e: DocError) -> 
     }
 }
 
-fn parse_yaml_document(path: &Path, segment: &Segment, out: &mut ParsedFile) {
+fn parse_yaml_document(path: &Path, segment: &Segment, keep: &Keep, out: &mut ParsedFile) {
     let src = YamlText {
         text: &segment.text,
         start_line: segment.start_line,
@@ -323,12 +333,12 @@ fn parse_yaml_document(path: &Path, segment: &Segment, out: &mut ParsedFile) {
                     serde_yaml_ng::to_string(&value).map_err(|e| DocError::msg(e.to_string()))?;
                 decode_item(&YamlItem(text), &api_version, &kind)
             });
-            push_result(path, segment.index, Some(item_no), result, out);
+            push_result(path, segment.index, Some(item_no), result, keep, out);
         }
         return;
     }
     let result = decode_item(&src, &api_version, &kind);
-    push_result(path, segment.index, None, result, out);
+    push_result(path, segment.index, None, result, keep, out);
 }
 
 /// `apiVersion` and `kind` when both are plain scalars on top-level lines of
@@ -405,17 +415,28 @@ fn push_result(
     path: &Path,
     document: usize,
     item: Option<usize>,
-    result: Result<Option<Item>, DocError>,
+    result: Result<Option<Decoded>, DocError>,
+    keep: &Keep,
     out: &mut ParsedFile,
 ) {
-    match result {
-        Ok(Some(item)) => out.items.push(item),
-        Ok(None) => out.skipped += 1,
-        Err(e) => out.errors.push(doc_error(path, document, item, e)),
+    let kept = match result {
+        Ok(Some(Decoded::Object(object))) => keep.object(object).map(Item::Object),
+        Ok(Some(Decoded::Endpoints(endpoints))) => keep
+            .endpoints()
+            .then(|| Item::Endpoints(Box::new(endpoints))),
+        Ok(None) => None,
+        Err(e) => {
+            out.errors.push(doc_error(path, document, item, e));
+            return;
+        }
+    };
+    match kept {
+        Some(item) => out.items.push(item),
+        None => out.skipped += 1,
     }
 }
 
-fn parse_json(path: &Path, text: &str, out: &mut ParsedFile) {
+fn parse_json(path: &Path, text: &str, keep: &Keep, out: &mut ParsedFile) {
     let mut stream = serde_json::Deserializer::from_str(text).into_iter::<serde_json::Value>();
     let mut start = 0;
     let mut index = 0;
@@ -462,12 +483,12 @@ fn parse_json(path: &Path, text: &str, out: &mut ParsedFile) {
             for (i, item) in items.into_iter().enumerate() {
                 let result =
                     json_header(&item).and_then(|(a, k)| decode_item(&JsonItem(item), &a, &k));
-                push_result(path, index, Some(i + 1), result, out);
+                push_result(path, index, Some(i + 1), result, keep, out);
             }
             continue;
         }
         let result = decode_item(&src, &api_version, &kind);
-        push_result(path, index, None, result, out);
+        push_result(path, index, None, result, keep, out);
     }
 }
 
@@ -506,7 +527,11 @@ const KNOWN: &[(&str, &str)] = &[
 
 /// Decodes a document of `api_version`/`kind`: `Ok(None)` for kinds the view
 /// does not carry.
-fn decode_item(src: &impl Decode, api_version: &str, kind: &str) -> Result<Option<Item>, DocError> {
+fn decode_item(
+    src: &impl Decode,
+    api_version: &str,
+    kind: &str,
+) -> Result<Option<Decoded>, DocError> {
     let with_kind = |e: DocError| DocError {
         message: format!("cannot decode {kind} ({api_version}): {}", e.message),
         ..e
@@ -528,7 +553,7 @@ fn decode_item(src: &impl Decode, api_version: &str, kind: &str) -> Result<Optio
         ("v1", "Endpoints") => {
             let mut endpoints = src.decode::<Endpoints>().map_err(with_kind)?;
             normalise_meta(Kind::Service, &mut endpoints.metadata, kind)?;
-            return Ok(Some(Item::Endpoints(endpoints)));
+            return Ok(Some(Decoded::Endpoints(endpoints)));
         }
         _ => {
             let legacy_ingress = kind == "Ingress" && group(api_version) == "extensions";
@@ -551,7 +576,7 @@ fn decode_item(src: &impl Decode, api_version: &str, kind: &str) -> Result<Optio
     let mut object = object;
     let object_kind = object.kind();
     normalise_meta(object_kind, object.meta_mut(), kind)?;
-    Ok(Some(Item::Object(object)))
+    Ok(Some(Decoded::Object(object)))
 }
 
 /// Requires a name and applies kubectl's namespace rules: a namespaced object
@@ -578,7 +603,7 @@ mod tests {
     use std::path::PathBuf;
 
     fn parse(name: &str, text: &str) -> ParsedFile {
-        parse_file(&PathBuf::from(name), text)
+        parse_file(&PathBuf::from(name), text, &Keep::default())
     }
 
     fn names(p: &ParsedFile) -> Vec<String> {

@@ -5,7 +5,7 @@ use std::sync::{Arc, RwLock};
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RecordType};
-use strait_cluster::ManifestLoader;
+use strait_cluster::{ClusterSnapshot, Component, ManifestLoader, Trim};
 
 use super::*;
 
@@ -43,9 +43,25 @@ fn rcode(auth: &Authority, name: &str, qtype: RecordType) -> (ResponseCode, usiz
 const NOERROR: ResponseCode = ResponseCode::NoError;
 const NXDOMAIN: ResponseCode = ResponseCode::NXDomain;
 
+/// The cluster as `strait dns` holds it: cut down to what DNS reads.
+fn trimmed_authority(pods: PodRecords) -> Authority {
+    let trim = Trim::for_component(Component::Dns);
+    let report = ManifestLoader::parse_str("c.yaml", CLUSTER);
+    let snapshot = ClusterSnapshot::from_objects(report.objects.into_iter().map(|mut o| {
+        trim.apply(&mut o);
+        o
+    }));
+    let index = Index::from_snapshot("cluster.local", &snapshot);
+    Authority::new(Zone::default(), 30, pods, Arc::new(RwLock::new(index)))
+}
+
 #[test]
 fn verified_pod_records_need_a_watched_pod() {
-    let auth = authority(PodRecords::Verified);
+    verified_pod_records(authority(PodRecords::Verified));
+    verified_pod_records(trimmed_authority(PodRecords::Verified));
+}
+
+fn verified_pod_records(auth: Authority) {
     let a = RecordType::A;
     assert_eq!(
         rcode(&auth, "10-244-9-9.default.pod.cluster.local.", a),

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use hickory_proto::op::{Edns, Message, Query};
 use hickory_proto::rr::{Name, Record, RecordType};
-use strait_cluster::{ClusterSnapshot, ClusterView, ManifestLoader};
+use strait_cluster::{ClusterSnapshot, ClusterView, Component, ManifestLoader, Trim};
 use strait_dns::{DnsConfig, DnsServer, RunningServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
@@ -24,6 +24,17 @@ pub fn fixture() -> ClusterSnapshot {
         report.errors
     );
     report.to_snapshot()
+}
+
+/// The fixture as `strait dns` holds it: every object cut down with
+/// [`Trim::for_component`]`(Component::Dns)`.
+pub fn fixture_trimmed() -> ClusterSnapshot {
+    let trim = Trim::for_component(Component::Dns);
+    let report = ManifestLoader::parse_str("fixture.yaml", FIXTURE);
+    ClusterSnapshot::from_objects(report.objects.into_iter().map(|mut o| {
+        trim.apply(&mut o);
+        o
+    }))
 }
 
 /// A config listening on an ephemeral loopback port.
