@@ -275,6 +275,43 @@ pub fn prefill_host_local(data_dir: &Path, n: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What the kernel alone charges any plugin that deletes its veth on DEL,
+/// measured the same way as the plugins (one exec, timed from spawn to
+/// exit): `ip link del` of a veth pair in a fresh pod netns, and `true` as
+/// the cost of the exec itself. Without it a DEL figure cannot be read:
+/// most of a DEL is RCU grace periods under RTNL, not plugin code.
+pub fn veth_delete_floor(iterations: usize) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
+    let mut del = Vec::with_capacity(iterations);
+    let mut exec = Vec::with_capacity(iterations);
+    for _ in 0..iterations {
+        let pod = NetNs::new("bench-cni-floor").context("floor netns")?;
+        // The veth pair below lives wholly inside this namespace.
+        pod.trust_links_created_by_product();
+        pod.ip(&[
+            "link", "add", "name", "a", "type", "veth", "peer", "name", "b",
+        ])?;
+        pod.ip(&["link", "set", "dev", "a", "up"])?;
+        pod.ip(&["link", "set", "dev", "b", "up"])?;
+        del.push(ms(timed(
+            pod.command("ip")
+                .args(["link", "del", "dev", "a"])
+                .as_command_mut(),
+        )?));
+        exec.push(ms(timed(pod.command("true").as_command_mut())?));
+    }
+    Ok((del, exec))
+}
+
+fn timed(cmd: &mut Command) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    let status = cmd.stdout(Stdio::null()).status()?;
+    let took = start.elapsed();
+    if !status.success() {
+        bail!("{cmd:?} failed: {status}");
+    }
+    Ok(took)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

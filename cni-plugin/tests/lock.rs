@@ -1,6 +1,7 @@
 //! Code 11 ("try again later"): a store lock held by someone else is waited
 //! for, but only for `ipam.lockTimeoutMs`; then every command that changes
-//! the store answers 11 and has changed nothing. The test holds the lock
+//! the store answers 11 and has changed nothing in the store (a DEL has
+//! already removed the veth, which its retry or GC completes). The test holds the lock
 //! itself, exactly as another plugin process would (`flock(2)` on the
 //! store's lock file).
 
@@ -71,10 +72,21 @@ fn a_held_store_lock_is_code_11_and_changes_nothing() {
         "the refused ADD created no veth"
     );
     assert_eq!((node.allocated(), node.indexed()), (1, 1));
+    // CHECK only reads (atomically renamed files): it needs no lock.
+    let mut check = config.clone();
+    check["prevResult"] = before;
+    node.ok("CHECK", "lock-a", Some(pod.path()), &check);
     busy(&assert_error(
         &node.call("DEL", "lock-a", "eth0", None, &config),
         11,
     ));
+    // DEL removes the veth before it takes the lock (the kernel's part is
+    // slow and needs no lock); the addresses stay until the retry.
+    assert!(
+        node.host_veths().is_empty(),
+        "the refused DEL still removed the veth"
+    );
+    assert_eq!((node.allocated(), node.indexed()), (1, 1));
     let mut gc = config.clone();
     gc["cni.dev/valid-attachments"] = json!([]);
     busy(&assert_error(&node.call("GC", "x", "eth0", None, &gc), 11));
@@ -82,10 +94,6 @@ fn a_held_store_lock_is_code_11_and_changes_nothing() {
         &node.call("STATUS", "x", "eth0", None, &config),
         11,
     ));
-    // CHECK only reads (atomically renamed files): it needs no lock.
-    let mut check = config.clone();
-    check["prevResult"] = before;
-    node.ok("CHECK", "lock-a", Some(pod.path()), &check);
     // The standalone IPAM plugin shares the store and the rule.
     let out = node.exec_bin(
         IPAM_BIN,

@@ -157,6 +157,25 @@ fn main() -> anyhow::Result<()> {
         println!("| {n} | {:.2} | {:.2} |", p50(&s), p50(&r));
     }
     println!();
+
+    let (floor_del, floor_exec) = cni::veth_delete_floor(args.iterations)?;
+    let (floor_del, floor_exec) = (percentile(&floor_del, 50.0), percentile(&floor_exec, 50.0));
+    let strait_add = percentile(
+        &strait_samples.iter().map(|s| s.add_ms).collect::<Vec<_>>(),
+        50.0,
+    );
+    println!(
+        "### The kernel's share of DEL, {} iterations (ms)\n",
+        args.iterations
+    );
+    println!(
+        "| `ip link del` of an up veth pair (p50) | exec of `true` (p50) | best ratio for strait's ADD p50 + that DEL |"
+    );
+    println!("|---|---|---|");
+    println!(
+        "| {floor_del:.2} | {floor_exec:.2} | {:.2} |\n",
+        (strait_add + floor_del) / ref_p50
+    );
     println!(
         "cni: strait_p50_ms={strait_p50:.2} reference_p50_ms={ref_p50:.2} ratio={:.2}",
         strait_p50 / ref_p50

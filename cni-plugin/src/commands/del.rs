@@ -14,14 +14,16 @@ use super::{host_netlink, open_store, store_error};
 
 pub(super) fn del(detach: &Detach, config: &NetworkConfig) -> Result<(), CniError> {
     let (_options, store) = open_store(config)?;
-    // Under the store's lock from the start: a DEL refused with code 11
-    // has removed nothing.
-    let held = store.hold().map_err(store_error)?;
-    // The veth first: a veth never exists without its addresses' record,
-    // so a DEL killed half way is finished by the next DEL or by GC.
+    // The veth first, outside the store's lock: deleting a veth costs the
+    // kernel tens of milliseconds (RCU grace periods under RTNL), and
+    // holding the lock through it would queue every concurrent ADD and DEL
+    // on the node behind it. A veth never exists without its addresses'
+    // record, so a DEL that stops here (killed, or refused with code 11 at
+    // the lock below) is finished by the runtime's retry or by GC.
     let mut host_nl = host_netlink()?;
     routed::detach(&mut host_nl, &detach.container_id, &detach.ifname)?;
-    held.release(&Attachment::new(&detach.container_id, &detach.ifname))
+    store
+        .release(&Attachment::new(&detach.container_id, &detach.ifname))
         .map_err(store_error)?;
     Ok(())
 }

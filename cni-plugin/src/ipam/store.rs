@@ -62,8 +62,10 @@ pub enum StoreError {
 /// holder turns into a retry instead of a hung pod start.
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The longest sleep between two attempts to take the lock.
-const LOCK_POLL_MAX: Duration = Duration::from_millis(16);
+/// The longest sleep between two attempts to take the lock: short,
+/// because holders only do file operations (about a millisecond), so a
+/// waiter should notice the release quickly.
+const LOCK_POLL_MAX: Duration = Duration::from_millis(4);
 
 /// A store failure as a CNI error: exhaustion is 50 ("cannot service
 /// ADD"), a lock held too long is 11 ("try again later"), anything else
