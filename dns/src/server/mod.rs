@@ -4,6 +4,7 @@
 
 mod follow;
 mod http;
+mod mmsg;
 mod tcp;
 mod udp;
 

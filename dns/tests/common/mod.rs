@@ -50,7 +50,8 @@ pub async fn start(config: DnsConfig, view: ClusterView) -> RunningServer {
     DnsServer::bind(config, view).await.expect("bind").spawn()
 }
 
-fn request(name: &str, qtype: RecordType, edns: Option<u16>) -> Vec<u8> {
+/// A query in wire format (random id), as a stub resolver sends it.
+pub fn request(name: &str, qtype: RecordType, edns: Option<u16>) -> Vec<u8> {
     let mut message = Message::query();
     message.metadata.recursion_desired = true;
     message.add_query(Query::query(Name::from_ascii(name).unwrap(), qtype));
