@@ -7,153 +7,79 @@ mod common;
 
 use common::*;
 use hyper::StatusCode;
+use strait_ingress::RunningIngress;
 
-const INGRESSES: &str = r#"
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata: {name: tls-a, namespace: apps}
-spec:
-  ingressClassName: strait
-  tls:
-  - hosts: [a.example.com]
-    secretName: a-tls
-  rules:
-  - host: a.example.com
-    http:
-      paths:
-      - {path: /, pathType: Prefix, backend: {service: {name: a, port: {number: 80}}}}
----
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata: {name: tls-b, namespace: apps}
-spec:
-  ingressClassName: strait
-  tls:
-  - hosts: ["*.b.example.com"]
-    secretName: b-tls
-  rules:
-  - host: "*.b.example.com"
-    http:
-      paths:
-      - {path: /, pathType: Prefix, backend: {service: {name: b, port: {number: 80}}}}
----
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata:
-  name: no-redirect
-  namespace: apps
-  annotations:
-    nginx.ingress.kubernetes.io/ssl-redirect: "false"
-spec:
-  ingressClassName: strait
-  tls:
-  - hosts: [c.example.com]
-    secretName: c-tls
-  rules:
-  - host: c.example.com
-    http:
-      paths:
-      - {path: /, pathType: Prefix, backend: {service: {name: plain, port: {number: 80}}}}
----
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata: {name: plain, namespace: apps}
-spec:
-  ingressClassName: strait
-  rules:
-  - host: plain.example.com
-    http:
-      paths:
-      - {path: /, pathType: Prefix, backend: {service: {name: plain, port: {number: 80}}}}
----
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata: {name: cross-namespace, namespace: apps}
-spec:
-  ingressClassName: strait
-  tls:
-  - hosts: [x.example.com]
-    secretName: only-in-other
-  rules:
-  - host: x.example.com
-    http:
-      paths:
-      - {path: /, pathType: Prefix, backend: {service: {name: plain, port: {number: 80}}}}
----
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata: {name: bad-cert, namespace: apps}
-spec:
-  ingressClassName: strait
-  tls:
-  - hosts: [bad.example.com]
-    secretName: bad-tls
-  rules:
-  - host: bad.example.com
-    http:
-      paths:
-      - {path: /, pathType: Prefix, backend: {service: {name: plain, port: {number: 80}}}}
-"#;
+/// An Ingress `apps/name` sending `host` to the Service `svc`, over TLS
+/// with the Secret `secret`.
+fn site(name: &str, host: &str, secret: &str, svc: &str) -> String {
+    tls_ingress_yaml(name, &[], &[(host, secret)], &[(host, "/", "Prefix", svc)])
+}
 
+/// The Ingresses of every test: TLS hosts, a wildcard, one with
+/// `ssl-redirect` off, one without TLS, one naming a Secret of another
+/// namespace and one whose Secret is broken.
+fn ingresses() -> String {
+    [
+        site("tls-a", "a.example.com", "a-tls", "a"),
+        site("tls-b", "*.b.example.com", "b-tls", "b"),
+        tls_ingress_yaml(
+            "no-redirect",
+            &[("nginx.ingress.kubernetes.io/ssl-redirect", "false")],
+            &[("c.example.com", "c-tls")],
+            &[("c.example.com", "/", "Prefix", "plain")],
+        ),
+        ingress_yaml(
+            "plain",
+            &[],
+            &[("plain.example.com", "/", "Prefix", "plain")],
+        ),
+        site("cross-namespace", "x.example.com", "only-in-other", "plain"),
+        site("bad-cert", "bad.example.com", "bad-tls", "plain"),
+    ]
+    .concat()
+}
+
+/// The manifests, with the DER of the certificates in the Secrets `a-tls`,
+/// `b-tls`, `c-tls` and `other/only-in-other`.
 struct Fixture {
     m: Manifests,
-    a: (String, String),
-    b: (String, String),
-    c: (String, String),
-    other: (String, String),
+    a: Vec<u8>,
+    b: Vec<u8>,
+    c: Vec<u8>,
+    other: Vec<u8>,
     _backends: Vec<Backend>,
 }
 
-async fn fixture() -> Fixture {
+/// The manifests and the controller started on them.
+async fn fixture() -> (Fixture, RunningIngress) {
     let m = Manifests::new();
-    let a = echo("a", [127, 0, 0, 2]).await;
-    let b = echo("b", [127, 0, 0, 3]).await;
-    let plain = echo("plain", [127, 0, 0, 4]).await;
-    m.write("svc-a.yaml", &service("apps", "a", "http", 80, &[a.addr]));
-    m.write("svc-b.yaml", &service("apps", "b", "http", 80, &[b.addr]));
-    m.write(
-        "svc-plain.yaml",
-        &service("apps", "plain", "http", 80, &[plain.addr]),
-    );
-    let ca = cert(&["a.example.com"]);
-    let cb = cert(&["*.b.example.com"]);
-    let cc = cert(&["c.example.com"]);
-    let other = cert(&["x.example.com"]);
+    let backends = echo_services(&m, &["a", "b", "plain"]).await;
+    let (a, _) = m.self_signed_secret("apps", "a-tls", &["a.example.com"]);
+    let (b, _) = m.self_signed_secret("apps", "b-tls", &["*.b.example.com"]);
+    let (c, _) = m.self_signed_secret("apps", "c-tls", &["c.example.com"]);
+    let (other, _) = m.self_signed_secret("other", "only-in-other", &["x.example.com"]);
     let (_, wrong_key) = cert(&["bad.example.com"]);
-    m.write("secret-a.yaml", &tls_secret("apps", "a-tls", &ca.0, &ca.1));
-    m.write("secret-b.yaml", &tls_secret("apps", "b-tls", &cb.0, &cb.1));
-    m.write("secret-c.yaml", &tls_secret("apps", "c-tls", &cc.0, &cc.1));
-    m.write(
-        "secret-other.yaml",
-        &tls_secret("other", "only-in-other", &other.0, &other.1),
-    );
-    m.write(
-        "secret-bad.yaml",
-        &tls_secret("apps", "bad-tls", &ca.0, &wrong_key),
-    );
-    m.write("ingresses.yaml", INGRESSES);
-    Fixture {
+    m.write_tls_secret("apps", "bad-tls", &a, &wrong_key);
+    m.write("ingresses.yaml", &ingresses());
+    let ingress = start(&m, config()).await;
+    let f = Fixture {
         m,
-        a: ca,
-        b: cb,
-        c: cc,
-        other,
-        _backends: vec![a, b, plain],
-    }
+        a: der(&a),
+        b: der(&b),
+        c: der(&c),
+        other: der(&other),
+        _backends: backends,
+    };
+    (f, ingress)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sni_selects_certificates_from_the_ingress_namespace() {
-    let f = fixture().await;
-    let ingress = start(&f.m, config()).await;
+    let (f, ingress) = fixture().await;
     let tls = ingress.https_addr().expect("https addr");
 
-    let (reply, leaf) = https(tls, Some("a.example.com"), &Req::get("a.example.com", "/x")).await;
-    assert_eq!(
-        leaf,
-        der(&f.a.0),
-        "a.example.com gets its Secret's certificate"
-    );
+    let (reply, leaf) = https_get(tls, "a.example.com", "/x").await;
+    assert_eq!(leaf, f.a, "a.example.com gets its Secret's certificate");
     assert_eq!(reply.pod().as_deref(), Some("a"));
     let seen = reply.echo();
     assert_eq!(
@@ -161,46 +87,31 @@ async fn sni_selects_certificates_from_the_ingress_namespace() {
         Some("https")
     );
 
-    let (reply, leaf) = https(
-        tls,
-        Some("api.b.example.com"),
-        &Req::get("api.b.example.com", "/"),
-    )
-    .await;
-    assert_eq!(leaf, der(&f.b.0), "wildcard TLS host");
+    let (reply, leaf) = https_get(tls, "api.b.example.com", "/").await;
+    assert_eq!(leaf, f.b, "wildcard TLS host");
     assert_eq!(reply.pod().as_deref(), Some("b"));
 
-    let (reply, leaf) = https(tls, Some("c.example.com"), &Req::get("c.example.com", "/")).await;
-    assert_eq!(leaf, der(&f.c.0));
+    let (reply, leaf) = https_get(tls, "c.example.com", "/").await;
+    assert_eq!(leaf, f.c);
     assert_eq!(reply.pod().as_deref(), Some("plain"));
 
     // Unknown SNI, no SNI, a Secret from another namespace and a broken
     // Secret all get the default certificate; the broken one still serves.
-    let (reply, default_leaf) = https(
-        tls,
-        Some("unknown.example.org"),
-        &Req::get("unknown.example.org", "/"),
-    )
-    .await;
+    let (reply, default_leaf) = https_get(tls, "unknown.example.org", "/").await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
-    let known = [der(&f.a.0), der(&f.b.0), der(&f.c.0), der(&f.other.0)];
-    assert!(!default_leaf.is_empty() && !known.contains(&default_leaf));
+    let known = [&f.a, &f.b, &f.c, &f.other];
+    assert!(!default_leaf.is_empty() && !known.contains(&&default_leaf));
     let (_, leaf) = https(tls, None, &Req::get("a.example.com", "/")).await;
     assert_eq!(leaf, default_leaf, "no SNI: default certificate");
     let (_, leaf) = https(tls, Some("deep.api.b.example.com"), &Req::get("x", "/")).await;
     assert_eq!(leaf, default_leaf, "a wildcard covers one label only");
-    let (reply, leaf) = https(tls, Some("x.example.com"), &Req::get("x.example.com", "/")).await;
+    let (reply, leaf) = https_get(tls, "x.example.com", "/").await;
     assert_eq!(
         leaf, default_leaf,
         "Secrets of other namespaces are never used"
     );
     assert_eq!(reply.pod().as_deref(), Some("plain"));
-    let (reply, leaf) = https(
-        tls,
-        Some("bad.example.com"),
-        &Req::get("bad.example.com", "/"),
-    )
-    .await;
+    let (reply, leaf) = https_get(tls, "bad.example.com", "/").await;
     assert_eq!(leaf, default_leaf, "a mismatched key is refused");
     assert_eq!(
         reply.pod().as_deref(),
@@ -213,8 +124,7 @@ async fn sni_selects_certificates_from_the_ingress_namespace() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_http_to_tls_hosts_is_redirected() {
-    let f = fixture().await;
-    let ingress = start(&f.m, config()).await;
+    let (_f, ingress) = fixture().await;
     let http = ingress.http_addr().expect("http");
     let https_port = ingress.https_addr().expect("https").port();
 
@@ -230,27 +140,18 @@ async fn plain_http_to_tls_hosts_is_redirected() {
         StatusCode::PERMANENT_REDIRECT,
         "wildcard TLS host"
     );
-    // ssl-redirect: "false" turns it off; hosts without TLS are not redirected.
-    assert_eq!(
-        get(http, "c.example.com", "/").await.pod().as_deref(),
-        Some("plain")
-    );
-    assert_eq!(
-        get(http, "plain.example.com", "/").await.pod().as_deref(),
-        Some("plain")
-    );
-    // A host whose certificate is broken keeps serving plain HTTP.
-    assert_eq!(
-        get(http, "bad.example.com", "/").await.pod().as_deref(),
-        Some("plain")
-    );
+    // ssl-redirect: "false" turns it off; hosts without TLS are not
+    // redirected; a host whose certificate is broken keeps serving plain HTTP.
+    for host in ["c.example.com", "plain.example.com", "bad.example.com"] {
+        let reply = get(http, host, "/").await;
+        assert_eq!(reply.pod().as_deref(), Some("plain"), "{host}");
+    }
     ingress.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_versions_and_alpn() {
-    let f = fixture().await;
-    let ingress = start(&f.m, config()).await;
+    let (f, ingress) = fixture().await;
     let tls = ingress.https_addr().expect("https");
 
     for (versions, want) in [
@@ -263,11 +164,9 @@ async fn tls_versions_and_alpn() {
             rustls::ProtocolVersion::TLSv1_3,
         ),
     ] {
-        let c = tls_connect(tls, Some("a.example.com"), &[b"http/1.1"], versions)
-            .await
-            .expect("handshake");
+        let c = tls_connect(tls, Some("a.example.com"), &[b"http/1.1"], versions).await;
         assert_eq!(c.version, Some(want));
-        assert_eq!(c.leaf, der(&f.a.0));
+        assert_eq!(c.leaf, f.a);
         let mut h1 = H1::over(c.stream).await;
         let reply = h1
             .send(&Req::get("a.example.com", "/"))
@@ -276,19 +175,14 @@ async fn tls_versions_and_alpn() {
         assert_eq!(reply.pod().as_deref(), Some("a"));
     }
 
-    let c = tls_connect(
-        tls,
-        Some("a.example.com"),
-        &[b"h2", b"http/1.1"],
-        ALL_VERSIONS,
-    )
-    .await
-    .expect("handshake");
-    assert_eq!(c.alpn.as_deref(), Some(&b"h2"[..]), "h2 preferred");
-    let c = tls_connect(tls, Some("a.example.com"), &[b"http/1.1"], ALL_VERSIONS)
-        .await
-        .expect("handshake");
-    assert_eq!(c.alpn.as_deref(), Some(&b"http/1.1"[..]));
+    // h2 is preferred when offered.
+    for (offered, want) in [
+        (&[&b"h2"[..], b"http/1.1"][..], &b"h2"[..]),
+        (&[&b"http/1.1"[..]][..], &b"http/1.1"[..]),
+    ] {
+        let c = tls_connect(tls, Some("a.example.com"), offered, ALL_VERSIONS).await;
+        assert_eq!(c.alpn.as_deref(), Some(want), "offered {offered:?}");
+    }
 
     // h2 end to end: the upstream (HTTP/1.1) sees the :authority as Host.
     let (reply, alpn) = https_h2(
@@ -309,45 +203,17 @@ async fn tls_versions_and_alpn() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secret_rotation_takes_effect_without_restart() {
-    let f = fixture().await;
-    let ingress = start(&f.m, config()).await;
+    let (f, ingress) = fixture().await;
     let tls = ingress.https_addr().expect("https");
-    let (_, leaf) = https(tls, Some("a.example.com"), &Req::get("a.example.com", "/")).await;
-    assert_eq!(leaf, der(&f.a.0));
+    let (_, leaf) = https_get(tls, "a.example.com", "/").await;
+    assert_eq!(leaf, f.a);
 
-    let rotated = cert(&["a.example.com"]);
-    f.m.write(
-        "secret-a.yaml",
-        &tls_secret("apps", "a-tls", &rotated.0, &rotated.1),
-    );
-    let want = der(&rotated.0);
-    eventually("the rotated certificate is served", || {
-        let want = want.clone();
-        async move {
-            let c = tls_connect(tls, Some("a.example.com"), &[b"http/1.1"], ALL_VERSIONS)
-                .await
-                .expect("handshake");
-            c.leaf == want
-        }
-    })
-    .await;
+    let (rotated, _) = f.m.self_signed_secret("apps", "a-tls", &["a.example.com"]);
+    eventually_presents(tls, "a.example.com", &der(&rotated)).await;
     // Fixing the broken Secret makes its host use its own certificate.
-    let fixed = cert(&["bad.example.com"]);
-    f.m.write(
-        "secret-bad.yaml",
-        &tls_secret("apps", "bad-tls", &fixed.0, &fixed.1),
-    );
-    let want = der(&fixed.0);
-    eventually("the repaired certificate is served", || {
-        let want = want.clone();
-        async move {
-            let c = tls_connect(tls, Some("bad.example.com"), &[b"http/1.1"], ALL_VERSIONS)
-                .await
-                .expect("handshake");
-            c.leaf == want
-        }
-    })
-    .await;
+    let (fixed, _) =
+        f.m.self_signed_secret("apps", "bad-tls", &["bad.example.com"]);
+    eventually_presents(tls, "bad.example.com", &der(&fixed)).await;
     ingress.shutdown().await;
 }
 
@@ -363,8 +229,7 @@ async fn curl_speaks_h2_through_the_proxy() {
         eprintln!("curl not installed; skipping");
         return;
     }
-    let f = fixture().await;
-    let ingress = start(&f.m, config()).await;
+    let (_f, ingress) = fixture().await;
     let port = ingress.https_addr().expect("https").port();
     let out = tokio::process::Command::new("curl")
         .args([

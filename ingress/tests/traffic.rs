@@ -19,17 +19,7 @@ fn key(name: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn regex_paths_rewrite_with_capture_groups_and_invalid_regexes_reject_their_ingress() {
     let m = Manifests::new();
-    let web = echo("web", [127, 0, 0, 2]).await;
-    let img = echo("img", [127, 0, 0, 3]).await;
-    m.write(
-        "svc.yaml",
-        &[
-            service("apps", "web", "http", 80, &[web.addr]),
-            "---\n".into(),
-            service("apps", "img", "http", 80, &[img.addr]),
-        ]
-        .concat(),
-    );
+    let _backends = echo_services(&m, &["web", "img"]).await;
     let (use_regex, rewrite) = (key("use-regex"), key("rewrite-target"));
     m.write(
         "ing.yaml",
@@ -124,14 +114,10 @@ async fn regex_paths_rewrite_with_capture_groups_and_invalid_regexes_reject_thei
     );
     // An invalid regex and a capture group without use-regex reject only
     // their own Ingress.
-    assert_eq!(
-        get(addr, "broken.test", "/broken").await.status,
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(
-        get(addr, "noregex.test", "/x").await.status,
-        StatusCode::NOT_FOUND
-    );
+    for (host, path) in [("broken.test", "/broken"), ("noregex.test", "/x")] {
+        let status = get(addr, host, path).await.status;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{host}{path}");
+    }
     ingress.shutdown().await;
 }
 
@@ -262,17 +248,8 @@ async fn cookie_affinity_pins_a_client_to_its_endpoint_while_it_exists() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn canaries_split_by_weight_and_by_header() {
     let m = Manifests::new();
-    let stable = echo("stable", [127, 0, 0, 2]).await;
-    let canary = echo("canary", [127, 0, 0, 3]).await;
-    m.write(
-        "svc.yaml",
-        &[
-            service("apps", "stable", "http", 80, &[stable.addr]),
-            "---\n".into(),
-            service("apps", "canary", "http", 80, &[canary.addr]),
-        ]
-        .concat(),
-    );
+    let _backends = echo_services(&m, &["stable", "canary"]).await;
+    let web = ingress_yaml("web", &[], &[("shop.test", "/", "Prefix", "stable")]);
     let canary_ingress = |weight: &str| {
         ingress_yaml(
             "web-canary",
@@ -287,7 +264,7 @@ async fn canaries_split_by_weight_and_by_header() {
     m.write(
         "ing.yaml",
         &[
-            ingress_yaml("web", &[], &[("shop.test", "/", "Prefix", "stable")]),
+            web.clone(),
             canary_ingress("30"),
             // A canary with no main Ingress for its host does not serve it.
             ingress_yaml(
@@ -311,11 +288,13 @@ async fn canaries_split_by_weight_and_by_header() {
     );
     let ingress = start(&m, config()).await;
     let addr = ingress.http_addr().expect("addr");
-    let answered = |req: Req<'static>| async move { send(addr, &req).await.pod() };
+    let shop = Req::get("shop.test", "/");
+    let always = Req::get("shop.test", "/").header("x-canary", "always");
+    let never = Req::get("shop.test", "/").header("x-canary", "never");
 
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for _ in 0..100 {
-        let pod = answered(Req::get("shop.test", "/")).await.expect("pod");
+        let pod = send(addr, &shop).await.pod().expect("pod");
         *counts.entry(pod).or_default() += 1;
     }
     let to_canary = counts.get("canary").copied().unwrap_or(0);
@@ -323,91 +302,22 @@ async fn canaries_split_by_weight_and_by_header() {
         (20..=40).contains(&to_canary),
         "weight 30 sends about 30 of 100 requests to the canary: {counts:?}"
     );
-    for _ in 0..10 {
-        assert_eq!(
-            answered(Req::get("shop.test", "/").header("x-canary", "always"))
-                .await
-                .as_deref(),
-            Some("canary")
-        );
-        assert_eq!(
-            answered(Req::get("shop.test", "/").header("x-canary", "never"))
-                .await
-                .as_deref(),
-            Some("stable")
-        );
-    }
+    assert_answered_by(addr, &always, "canary", 10).await;
+    assert_answered_by(addr, &never, "stable", 10).await;
     assert_eq!(
         get(addr, "orphan.test", "/").await.status,
         StatusCode::NOT_FOUND
     );
-    for _ in 0..5 {
-        assert_eq!(
-            answered(Req::get("api.test", "/")).await.as_deref(),
-            Some("stable")
-        );
-    }
+    assert_answered_by(addr, &Req::get("api.test", "/"), "stable", 5).await;
 
     // Weight 100 takes everything except "never"; weight 0 only "always".
-    m.write(
-        "ing.yaml",
-        &[
-            ingress_yaml("web", &[], &[("shop.test", "/", "Prefix", "stable")]),
-            canary_ingress("100"),
-        ]
-        .concat(),
-    );
-    // Ten in a row, so an answer of the old weight does not count.
-    eventually("weight 100 takes all traffic", || async {
-        for _ in 0..10 {
-            if answered(Req::get("shop.test", "/")).await.as_deref() != Some("canary") {
-                return false;
-            }
-        }
-        true
-    })
-    .await;
-    for _ in 0..10 {
-        assert_eq!(
-            answered(Req::get("shop.test", "/")).await.as_deref(),
-            Some("canary")
-        );
+    for (weight, all, except, to) in [
+        ("100", "canary", &never, "stable"),
+        ("0", "stable", &always, "canary"),
+    ] {
+        m.write("ing.yaml", &[web.clone(), canary_ingress(weight)].concat());
+        eventually_answered_by(addr, &shop, all, 10).await;
+        assert_answered_by(addr, except, to, 1).await;
     }
-    assert_eq!(
-        answered(Req::get("shop.test", "/").header("x-canary", "never"))
-            .await
-            .as_deref(),
-        Some("stable")
-    );
-    m.write(
-        "ing.yaml",
-        &[
-            ingress_yaml("web", &[], &[("shop.test", "/", "Prefix", "stable")]),
-            canary_ingress("0"),
-        ]
-        .concat(),
-    );
-    // Ten in a row, so an answer of the old weight does not count.
-    eventually("weight 0 takes nothing", || async {
-        for _ in 0..10 {
-            if answered(Req::get("shop.test", "/")).await.as_deref() != Some("stable") {
-                return false;
-            }
-        }
-        true
-    })
-    .await;
-    for _ in 0..10 {
-        assert_eq!(
-            answered(Req::get("shop.test", "/")).await.as_deref(),
-            Some("stable")
-        );
-    }
-    assert_eq!(
-        answered(Req::get("shop.test", "/").header("x-canary", "always"))
-            .await
-            .as_deref(),
-        Some("canary")
-    );
     ingress.shutdown().await;
 }

@@ -5,11 +5,17 @@
 //! none does, also when only terminating endpoints remain.
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{
+    Response, StatusCode,
+    header::{self, HeaderValue},
+};
 use strait_cluster::{ClusterSnapshot, ObjectKey, TrafficPolicy, conditions, service};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
+
+use crate::agent::http;
 
 /// What one health check port reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -91,7 +97,7 @@ impl HealthChecks {
             match tokio::net::TcpListener::bind(addr).await {
                 Ok(listener) => {
                     let (tx, rx) = watch::channel(check);
-                    let task = tokio::spawn(serve(listener, rx));
+                    let task = http::spawn_server(listener, move |_| respond(&rx.borrow()));
                     self.servers.insert(port, (tx, task));
                 }
                 Err(error) => {
@@ -110,40 +116,91 @@ impl Drop for HealthChecks {
     }
 }
 
-async fn serve(listener: tokio::net::TcpListener, state: watch::Receiver<HealthCheck>) {
-    let state = Arc::new(state);
-    loop {
-        let Ok((mut stream, _)) = listener.accept().await else {
-            continue;
+/// Answers every request with the port's current state: 200 with the
+/// count while a ready endpoint runs on this node, else 503.
+fn respond(check: &HealthCheck) -> Response<Full<Bytes>> {
+    let status = if check.local_endpoints > 0 {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = serde_json::json!({
+        "service": {
+            "namespace": check.service.namespace,
+            "name": check.service.name,
+        },
+        "localEndpoints": check.local_endpoints,
+        "serviceProxyHealthy": true,
+    })
+    .to_string();
+    let mut resp = http::response(status, "application/json", body);
+    let headers = resp.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    // One answer a connection, as probes expect.
+    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One `GET /` as a load balancer sends it (no `Connection: close`).
+    async fn get(addr: SocketAddr) -> String {
+        http::tests::exchange(addr, "GET / HTTP/1.1\r\nHost: lb\r\n\r\n").await
+    }
+
+    #[tokio::test]
+    async fn answers_200_with_local_endpoints_and_503_without() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let check = HealthCheck {
+            service: ObjectKey {
+                namespace: Some("default".into()),
+                name: "edge".into(),
+            },
+            local_endpoints: 2,
         };
-        let state = state.clone();
-        tokio::spawn(async move {
-            // Any request gets the answer; read what arrives first so the
-            // client does not see a reset.
-            let mut buf = [0u8; 1024];
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), stream.read(&mut buf))
-                .await;
-            let check = state.borrow().clone();
-            let (status, reason) = if check.local_endpoints > 0 {
-                (200, "OK")
-            } else {
-                (503, "Service Unavailable")
-            };
-            let body = serde_json::json!({
-                "service": {
-                    "namespace": check.service.namespace,
-                    "name": check.service.name,
-                },
-                "localEndpoints": check.local_endpoints,
+        let (tx, rx) = watch::channel(check.clone());
+        let task = http::spawn_server(listener, move |_| respond(&rx.borrow()));
+
+        let text = get(addr).await;
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+        let lower = text.to_ascii_lowercase();
+        for header in [
+            "content-type: application/json",
+            "x-content-type-options: nosniff",
+            "connection: close",
+        ] {
+            assert!(lower.contains(&format!("{header}\r\n")), "{text}");
+        }
+        let body: serde_json::Value =
+            serde_json::from_str(text.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({
+                "service": {"namespace": "default", "name": "edge"},
+                "localEndpoints": 2,
                 "serviceProxyHealthy": true,
             })
-            .to_string();
-            let response = format!(
-                "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n\
-                 X-Content-Type-Options: nosniff\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = stream.write_all(response.as_bytes()).await;
+        );
+
+        // No ready endpoint left here (none, or only terminating ones).
+        tx.send_replace(HealthCheck {
+            local_endpoints: 0,
+            ..check
         });
+        let text = get(addr).await;
+        assert!(
+            text.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
+            "{text}"
+        );
+        let body: serde_json::Value =
+            serde_json::from_str(text.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+        assert_eq!(body["localEndpoints"], 0);
+        task.abort();
     }
 }

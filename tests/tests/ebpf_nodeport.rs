@@ -23,95 +23,129 @@ const NODE1: Ipv4Addr = Ipv4Addr::new(10, 250, 0, 2);
 const NODE2: Ipv4Addr = Ipv4Addr::new(10, 250, 0, 3);
 const LB_IP: Ipv4Addr = Ipv4Addr::new(10, 250, 0, 100);
 
-fn manifest(api_endpoints: &[(&str, &str)]) -> String {
-    let mut eps = String::new();
-    for (ip, node) in api_endpoints {
-        eps.push_str(&format!("  - {{addresses: [{ip}], nodeName: {node}}}\n"));
+/// The pod on each node, as `(address, node)`.
+const BOTH: &[(&str, &str)] = &[("10.244.1.10", "node-1"), ("10.244.2.10", "node-2")];
+
+/// The ports of a slice whose one port, `http`, is 8080.
+const HTTP_8080: &str = "[{name: http, port: 8080}]";
+
+/// An EndpointSlice endpoint (a YAML flow mapping): `ip` on `node`, ready.
+fn endpoint((ip, node): &(&str, &str)) -> String {
+    format!("{{addresses: [{ip}], nodeName: {node}}}")
+}
+
+/// A Service `default/<name>` whose `spec` holds `spec` (one YAML line an
+/// item), with `lb_ip` as its load balancer ingress, and, when it has
+/// endpoints, its EndpointSlice `<name>-a` with `ports` and `endpoints`.
+fn service(
+    name: &str,
+    spec: &[&str],
+    lb_ip: Option<Ipv4Addr>,
+    ports: &str,
+    endpoints: &[String],
+) -> String {
+    let mut y = format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: default}}\nspec:\n"
+    );
+    for line in spec {
+        y.push_str(&format!("  {line}\n"));
     }
-    format!(
-        r#"
-apiVersion: v1
-kind: Service
-metadata: {{name: api, namespace: default}}
-spec:
-  type: LoadBalancer
-  clusterIP: 10.96.0.101
-  ports:
-    - {{name: http, port: 80, targetPort: 8080, nodePort: 30080, protocol: TCP}}
-    - {{name: dns, port: 53, targetPort: 8080, nodePort: 30053, protocol: UDP}}
-status: {{loadBalancer: {{ingress: [{{ip: {LB_IP}}}]}}}}
----
+    if let Some(ip) = lb_ip {
+        y.push_str(&format!(
+            "status: {{loadBalancer: {{ingress: [{{ip: {ip}}}]}}}}\n"
+        ));
+    }
+    if endpoints.is_empty() {
+        return y;
+    }
+    y.push_str(&format!(
+        "---
 apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice
-metadata: {{name: api-a, namespace: default, labels: {{kubernetes.io/service-name: api}}}}
+metadata: {{name: {name}-a, namespace: default, labels: {{kubernetes.io/service-name: {name}}}}}
 addressType: IPv4
-ports: [{{name: http, port: 8080}}, {{name: dns, port: 8080, protocol: UDP}}]
+ports: {ports}
 endpoints:
-{eps}---
-apiVersion: v1
-kind: Service
-metadata: {{name: edge, namespace: default}}
-spec:
-  type: LoadBalancer
-  clusterIP: 10.96.0.102
-  externalTrafficPolicy: Local
-  healthCheckNodePort: 32000
-  ports: [{{name: http, port: 80, targetPort: 8080, nodePort: 30081}}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: edge-a, namespace: default, labels: {{kubernetes.io/service-name: edge}}}}
-addressType: IPv4
-ports: [{{name: http, port: 8080}}]
-endpoints:
-  - {{addresses: [10.244.1.10], nodeName: node-1}}
----
-apiVersion: v1
-kind: Service
-metadata: {{name: ranged, namespace: default}}
-spec:
-  type: LoadBalancer
-  clusterIP: 10.96.0.104
-  loadBalancerSourceRanges: [{RANGE}]
-  ports: [{{name: http, port: 8080, targetPort: 8080, nodePort: 30082}}]
-status: {{loadBalancer: {{ingress: [{{ip: {LB_IP}}}]}}}}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: ranged-a, namespace: default, labels: {{kubernetes.io/service-name: ranged}}}}
-addressType: IPv4
-ports: [{{name: http, port: 8080}}]
-endpoints:
-  - {{addresses: [10.244.1.10], nodeName: node-1}}
----
-apiVersion: v1
-kind: Service
-metadata: {{name: sticky, namespace: default}}
-spec:
-  type: NodePort
-  clusterIP: 10.96.0.105
-  sessionAffinity: ClientIP
-  sessionAffinityConfig: {{clientIP: {{timeoutSeconds: 60}}}}
-  ports: [{{name: http, port: 80, targetPort: 8080, nodePort: 30083}}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: sticky-a, namespace: default, labels: {{kubernetes.io/service-name: sticky}}}}
-addressType: IPv4
-ports: [{{name: http, port: 8080}}]
-endpoints:
-  - {{addresses: [10.244.1.10], nodeName: node-1}}
-  - {{addresses: [10.244.2.10], nodeName: node-2}}
----
-apiVersion: v1
-kind: Service
-metadata: {{name: empty, namespace: default}}
-spec:
-  type: NodePort
-  clusterIP: 10.96.0.103
-  ports: [{{name: http, port: 80, targetPort: 8080, nodePort: 30099}}]
-"#
-    )
+"
+    ));
+    for e in endpoints {
+        y.push_str(&format!("  - {e}\n"));
+    }
+    y
+}
+
+/// The services of the tests, `api` with `api_endpoints`.
+fn manifest(api_endpoints: &[(&str, &str)]) -> String {
+    manifest_with(api_endpoints, &endpoint(&BOTH[0]))
+}
+
+/// [`manifest`] with `edge_endpoint` as the one endpoint of `edge`.
+fn manifest_with(api_endpoints: &[(&str, &str)], edge_endpoint: &str) -> String {
+    [
+        service(
+            "api",
+            &[
+                "type: LoadBalancer",
+                "clusterIP: 10.96.0.101",
+                "ports:",
+                "  - {name: http, port: 80, targetPort: 8080, nodePort: 30080, protocol: TCP}",
+                "  - {name: dns, port: 53, targetPort: 8080, nodePort: 30053, protocol: UDP}",
+            ],
+            Some(LB_IP),
+            "[{name: http, port: 8080}, {name: dns, port: 8080, protocol: UDP}]",
+            &api_endpoints.iter().map(endpoint).collect::<Vec<_>>(),
+        ),
+        service(
+            "edge",
+            &[
+                "type: LoadBalancer",
+                "clusterIP: 10.96.0.102",
+                "externalTrafficPolicy: Local",
+                "healthCheckNodePort: 32000",
+                "ports: [{name: http, port: 80, targetPort: 8080, nodePort: 30081}]",
+            ],
+            None,
+            HTTP_8080,
+            &[edge_endpoint.to_owned()],
+        ),
+        service(
+            "ranged",
+            &[
+                "type: LoadBalancer",
+                "clusterIP: 10.96.0.104",
+                &format!("loadBalancerSourceRanges: [{RANGE}]"),
+                "ports: [{name: http, port: 8080, targetPort: 8080, nodePort: 30082}]",
+            ],
+            Some(LB_IP),
+            HTTP_8080,
+            &[endpoint(&BOTH[0])],
+        ),
+        service(
+            "sticky",
+            &[
+                "type: NodePort",
+                "clusterIP: 10.96.0.105",
+                "sessionAffinity: ClientIP",
+                "sessionAffinityConfig: {clientIP: {timeoutSeconds: 60}}",
+                "ports: [{name: http, port: 80, targetPort: 8080, nodePort: 30083}]",
+            ],
+            None,
+            HTTP_8080,
+            &BOTH.iter().map(endpoint).collect::<Vec<_>>(),
+        ),
+        service(
+            "empty",
+            &[
+                "type: NodePort",
+                "clusterIP: 10.96.0.103",
+                "ports: [{name: http, port: 80, targetPort: 8080, nodePort: 30099}]",
+            ],
+            None,
+            HTTP_8080,
+            &[],
+        ),
+    ]
+    .join("---\n")
 }
 
 /// The `loadBalancerSourceRanges` of the `ranged` service in [`manifest`].
@@ -275,7 +309,7 @@ fn connect(dst: SocketAddrV4, sport: u16) -> std::io::Result<TcpStream> {
 }
 
 fn both() -> String {
-    manifest(&[("10.244.1.10", "node-1"), ("10.244.2.10", "node-2")])
+    manifest(BOTH)
 }
 
 #[test]
@@ -470,11 +504,9 @@ fn ebpf_health_check_node_port_answers_200_with_local_endpoints_and_503_without(
     assert_eq!(health(&lab, NODE1), (200, 1), "node-1 runs edge's endpoint");
     assert_eq!(health(&lab, NODE2), (503, 0), "node-2 has none");
     // The endpoint turns not ready (terminating): node-1 answers 503 too.
-    let yaml = both().replace(
-        "  - {addresses: [10.244.1.10], nodeName: node-1}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: ranged",
-        "  - {addresses: [10.244.1.10], nodeName: node-1, conditions: {ready: false, serving: true, terminating: true}}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: ranged",
-    );
-    assert_ne!(yaml, both(), "the edit applied");
+    let terminating = "{addresses: [10.244.1.10], nodeName: node-1, \
+                       conditions: {ready: false, serving: true, terminating: true}}";
+    let yaml = manifest_with(BOTH, terminating);
     let snap = snapshot(&yaml);
     let (rt, checks) = &mut runtimes[0];
     rt.block_on(checks.apply(strait_proxy::health_check::desired(&snap, "node-1")));

@@ -9,7 +9,7 @@ use strait_ebpf_common::{
     ServiceValue,
 };
 
-use crate::maps::{AFFINITY, BACKENDS, LAYOUT, NODE_ADDRS, SERVICES};
+use crate::maps::{AFFINITY, BACKENDS, LAYOUT, SERVICES, is_node_addr};
 
 /// What to do with a connect or send.
 pub enum Verdict {
@@ -85,14 +85,6 @@ fn balance(ctx: &SockAddrContext, key: ServiceKey, frontend: &ServiceValue) -> V
 #[inline(always)]
 fn is_loopback(addr: u32) -> bool {
     addr.to_ne_bytes()[0] == 127
-}
-
-/// One of this node's addresses (the map holds 1; read the value, not the
-/// pointer, for the verifier's sake).
-#[inline(always)]
-fn is_node_addr(addr: u32) -> bool {
-    // SAFETY: plain-data value, copied out at once.
-    unsafe { NODE_ADDRS.get(addr) }.copied().unwrap_or(0) != 0
 }
 
 /// A random slot's backend, with its id.

@@ -38,6 +38,16 @@ pub static CONNTRACK: LruHashMap<CtKey, CtValue> = LruHashMap::pinned(CONNTRACK_
 #[map(name = "STRAIT_NODE_ADDRS")]
 pub static NODE_ADDRS: HashMap<u32, u32> = HashMap::pinned(NODE_ADDRS_MAX, 0);
 
+/// Whether `addr` (network byte order) is one of this node's addresses: the
+/// one reading of [`NODE_ADDRS`] that the connect hooks and the tc programs
+/// share. The map holds 1; the value is read, not the pointer, for the
+/// verifier's sake.
+#[inline(always)]
+pub fn is_node_addr(addr: u32) -> bool {
+    // SAFETY: plain-data value, copied out at once.
+    unsafe { NODE_ADDRS.get(addr) }.copied().unwrap_or(0) != 0
+}
+
 /// Endpoint addresses on this node: reached without SNAT.
 #[map(name = "STRAIT_LOCAL_EPS")]
 pub static LOCAL_ENDPOINTS: HashMap<u32, u32> = HashMap::pinned(LOCAL_ENDPOINTS_MAX, 0);

@@ -27,8 +27,8 @@ use strait_ebpf_common::{
 };
 
 use crate::maps::{
-    AFFINITY, BACKENDS, CONNTRACK, LOCAL_ENDPOINTS, MAGLEV, NODE_ADDRS, NODE_CONFIG, SERVICES,
-    SOURCE_RANGES,
+    AFFINITY, BACKENDS, CONNTRACK, LOCAL_ENDPOINTS, MAGLEV, NODE_CONFIG, SERVICES, SOURCE_RANGES,
+    is_node_addr,
 };
 
 /// tc verdicts as the program returns them (the bindings type them
@@ -203,13 +203,6 @@ fn touch(key: CtKey, now: u64, closing: bool) -> Option<CtValue> {
 fn source_allowed(fe: &ServiceValue, saddr: u32) -> bool {
     let key = Key::new(64, [fe.id, saddr]);
     SOURCE_RANGES.get(&key).copied().unwrap_or(0) != 0
-}
-
-/// Whether `addr` is one of this node's addresses (the map holds 1).
-#[inline(always)]
-fn is_node_addr(addr: u32) -> bool {
-    // SAFETY: plain-data value, copied out at once.
-    unsafe { NODE_ADDRS.get(addr) }.copied().unwrap_or(0) != 0
 }
 
 /// The external frontend the packet is addressed to.

@@ -16,7 +16,7 @@ pub use certs::{
     certified_key_from_pem, certified_key_from_secret, default_certificate,
 };
 pub use store::{CertStore, SniResolver};
-pub use upstream::upstream_client_config;
+pub use upstream::{AcceptAnyServerCert, upstream_client_config};
 
 /// The crypto provider of the whole crate: ring, which kube already pulls in
 /// (so no second crypto library is built).

@@ -15,11 +15,24 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 
-/// Accepts any upstream certificate; see the module documentation.
+/// A rustls verifier that accepts any server certificate but still checks
+/// the handshake signatures against it (see the module documentation).
+///
+/// It exists for HTTPS upstreams with verification off, as ingress-nginx
+/// does by default ([`upstream_client_config`] uses it), and is public so
+/// clients that judge the presented certificate themselves, such as the
+/// integration tests comparing it with a Secret's, need no copy of it.
 #[derive(Debug)]
-struct Unverified(Arc<CryptoProvider>);
+pub struct AcceptAnyServerCert(Arc<CryptoProvider>);
 
-impl ServerCertVerifier for Unverified {
+impl AcceptAnyServerCert {
+    /// Checks handshake signatures with `provider`'s algorithms.
+    pub fn new(provider: Arc<CryptoProvider>) -> Self {
+        Self(provider)
+    }
+}
+
+impl ServerCertVerifier for AcceptAnyServerCert {
     fn verify_server_cert(
         &self,
         _end_entity: &CertificateDer<'_>,
@@ -73,7 +86,7 @@ pub fn upstream_client_config(
     let mut config = ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(Unverified(provider)))
+        .with_custom_certificate_verifier(Arc::new(AcceptAnyServerCert::new(provider)))
         .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))

@@ -18,12 +18,10 @@ use http_body_util::{BodyExt, Empty, Full};
 use hyper::client::conn::{http1, http2};
 use hyper::{HeaderMap, Method, Request, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::{CertificateDer, ServerName};
 use strait_cluster::{ClusterView, ManifestSource};
 use strait_echo::{EchoConfig, EchoReply, EchoServer};
+use strait_ingress::tls::AcceptAnyServerCert;
 use strait_ingress::{IngressConfig, IngressServer, RunningIngress};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
@@ -71,6 +69,21 @@ pub async fn echo(name: &str, ip: [u8; 4]) -> Backend {
     }
 }
 
+/// Starts one echo backend per name, on 127.0.0.2, 127.0.0.3, … in order,
+/// and writes `svc.yaml`: a Service `apps/<name>` (port `http`, 80) for
+/// each, with its backend as the one endpoint.
+pub async fn echo_services(m: &Manifests, names: &[&str]) -> Vec<Backend> {
+    let mut backends = Vec::new();
+    let mut yaml = Vec::new();
+    for (i, name) in (2u8..).zip(names) {
+        let backend = echo(name, [127, 0, 0, i]).await;
+        yaml.push(service("apps", name, "http", 80, &[backend.addr]));
+        backends.push(backend);
+    }
+    m.write("svc.yaml", &yaml.join("---\n"));
+    backends
+}
+
 /// An address where nothing listens (bound, then closed).
 pub fn dead_addr() -> SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -98,6 +111,23 @@ impl Manifests {
         let tmp = self.dir.path().join(format!(".{name}.tmp"));
         std::fs::write(&tmp, yaml).expect("write manifest");
         std::fs::rename(&tmp, self.dir.path().join(name)).expect("rename manifest");
+    }
+
+    /// Writes the `kubernetes.io/tls` Secret `ns/name` with `crt` and `key`
+    /// (PEM) into a file of its own, so writing it again rotates it.
+    pub fn write_tls_secret(&self, ns: &str, name: &str, crt: &str, key: &str) {
+        self.write(
+            &format!("secret-{ns}-{name}.yaml"),
+            &tls_secret(ns, name, crt, key),
+        );
+    }
+
+    /// Writes the Secret `ns/name` with a fresh self-signed certificate for
+    /// `names`; returns the certificate and its key (PEM).
+    pub fn self_signed_secret(&self, ns: &str, name: &str, names: &[&str]) -> (String, String) {
+        let (crt, key) = cert(names);
+        self.write_tls_secret(ns, name, &crt, &key);
+        (crt, key)
     }
 
     pub fn remove(&self, name: &str) {
@@ -372,6 +402,30 @@ pub async fn get(addr: SocketAddr, host: &str, path: &str) -> Reply {
     send(addr, &Req::get(host, path)).await
 }
 
+/// Asserts that `n` requests `req` in a row, each on a fresh connection, are
+/// answered by the echo backend `pod`.
+pub async fn assert_answered_by(addr: SocketAddr, req: &Req<'_>, pod: &str, n: usize) {
+    for _ in 0..n {
+        assert_eq!(send(addr, req).await.pod().as_deref(), Some(pod));
+    }
+}
+
+/// Waits until `n` requests `req` in a row are answered by `pod`, so that an
+/// answer of an older configuration does not count; then asserts the next
+/// `n` are too.
+pub async fn eventually_answered_by(addr: SocketAddr, req: &Req<'_>, pod: &str, n: usize) {
+    eventually(&format!("{n} answers in a row from {pod}"), || async {
+        for _ in 0..n {
+            if send(addr, req).await.pod().as_deref() != Some(pod) {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    assert_answered_by(addr, req, pod, n).await;
+}
+
 /// Retries `check` until it returns true or [`SETTLE`] passes.
 pub async fn eventually<F, Fut>(what: &str, mut check: F)
 where
@@ -391,56 +445,6 @@ where
     }
 }
 
-/// A verifier that accepts any certificate: the tests check which
-/// certificate was presented by comparing its bytes.
-#[derive(Debug)]
-struct AcceptAny(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAny {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 /// What a TLS handshake produced.
 pub struct Tls {
     pub stream: tokio_rustls::client::TlsStream<TcpStream>,
@@ -453,19 +457,21 @@ pub struct Tls {
 }
 
 /// Connects with TLS to `addr`, sending `sni` (none when `None`) and
-/// offering `alpn`; `versions` limits the TLS versions offered.
+/// offering `alpn`; `versions` limits the TLS versions offered. Panics when
+/// the connection or the handshake fails.
 pub async fn tls_connect(
     addr: SocketAddr,
     sni: Option<&str>,
     alpn: &[&[u8]],
     versions: &[&'static rustls::SupportedProtocolVersion],
-) -> Result<Tls, std::io::Error> {
+) -> Tls {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(versions)
         .expect("versions")
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
+        // Any certificate: the tests compare the presented one's bytes.
+        .with_custom_certificate_verifier(Arc::new(AcceptAnyServerCert::new(provider)))
         .with_no_client_auth();
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
@@ -473,8 +479,8 @@ pub async fn tls_connect(
         Some(n) => ServerName::try_from(n.to_owned()).expect("server name"),
         None => ServerName::IpAddress(addr.ip().into()),
     };
-    let tcp = TcpStream::connect(addr).await?;
-    let stream = connector.connect(name, tcp).await?;
+    let tcp = TcpStream::connect(addr).await.expect("tcp connect");
+    let stream = connector.connect(name, tcp).await.expect("tls handshake");
     let (_, conn) = stream.get_ref();
     let leaf = conn
         .peer_certificates()
@@ -483,12 +489,12 @@ pub async fn tls_connect(
         .unwrap_or_default();
     let alpn = conn.alpn_protocol().map(<[u8]>::to_vec);
     let version = conn.protocol_version();
-    Ok(Tls {
+    Tls {
         stream,
         leaf,
         alpn,
         version,
-    })
+    }
 }
 
 /// The default TLS versions (1.3 and 1.2).
@@ -498,9 +504,7 @@ pub const ALL_VERSIONS: &[&rustls::SupportedProtocolVersion] =
 /// One HTTPS request over HTTP/1.1 with SNI `sni`; returns the reply and
 /// the presented certificate.
 pub async fn https(addr: SocketAddr, sni: Option<&str>, req: &Req<'_>) -> (Reply, Vec<u8>) {
-    let tls = tls_connect(addr, sni, &[b"http/1.1"], ALL_VERSIONS)
-        .await
-        .expect("tls connect");
+    let tls = tls_connect(addr, sni, &[b"http/1.1"], ALL_VERSIONS).await;
     let leaf = tls.leaf.clone();
     let mut c = H1::over(tls.stream).await;
     let reply = tokio::time::timeout(SETTLE, c.send(req))
@@ -510,11 +514,27 @@ pub async fn https(addr: SocketAddr, sni: Option<&str>, req: &Req<'_>) -> (Reply
     (reply, leaf)
 }
 
+/// `GET host path` over HTTPS with `host` as the SNI too; returns the
+/// reply and the presented certificate.
+pub async fn https_get(addr: SocketAddr, host: &str, path: &str) -> (Reply, Vec<u8>) {
+    https(addr, Some(host), &Req::get(host, path)).await
+}
+
+/// Waits until a handshake with SNI `sni` presents the certificate `leaf`
+/// (DER), as after a Secret was written.
+pub async fn eventually_presents(addr: SocketAddr, sni: &str, leaf: &[u8]) {
+    eventually(&format!("{sni} presents the new certificate"), || async {
+        tls_connect(addr, Some(sni), &[b"http/1.1"], ALL_VERSIONS)
+            .await
+            .leaf
+            == leaf
+    })
+    .await;
+}
+
 /// One request over h2 (negotiated with ALPN) with SNI `sni`.
 pub async fn https_h2(addr: SocketAddr, sni: &str, req: &Req<'_>) -> (Reply, Option<Vec<u8>>) {
-    let tls = tls_connect(addr, Some(sni), &[b"h2"], ALL_VERSIONS)
-        .await
-        .expect("tls connect");
+    let tls = tls_connect(addr, Some(sni), &[b"h2"], ALL_VERSIONS).await;
     let alpn = tls.alpn.clone();
     let (mut send, conn) = http2::handshake(TokioExecutor::new(), TokioIo::new(tls.stream))
         .await
@@ -542,6 +562,17 @@ pub fn ingress_yaml(
     annotations: &[(&str, &str)],
     paths: &[(&str, &str, &str, &str)],
 ) -> String {
+    tls_ingress_yaml(name, annotations, &[], paths)
+}
+
+/// [`ingress_yaml`] that also terminates TLS: one `spec.tls` entry per
+/// `(host, secretName)`. Hosts are quoted, so wildcards pass unchanged.
+pub fn tls_ingress_yaml(
+    name: &str,
+    annotations: &[(&str, &str)],
+    tls: &[(&str, &str)],
+    paths: &[(&str, &str, &str, &str)],
+) -> String {
     let mut y = format!(
         "apiVersion: networking.k8s.io/v1
 kind: Ingress
@@ -556,11 +587,18 @@ metadata:
             writeln!(y, "    {k}: {v:?}").expect("fmt");
         }
     }
-    y.push_str("spec:\n  ingressClassName: strait\n  rules:\n");
+    y.push_str("spec:\n  ingressClassName: strait\n");
+    if !tls.is_empty() {
+        y.push_str("  tls:\n");
+        for (host, secret) in tls {
+            writeln!(y, "  - hosts: [{host:?}]\n    secretName: {secret}").expect("fmt");
+        }
+    }
+    y.push_str("  rules:\n");
     for (host, path, path_type, svc) in paths {
         write!(
             y,
-            "  - host: {host}
+            "  - host: {host:?}
     http:
       paths:
       - path: {path:?}

@@ -1,7 +1,7 @@
 //! The node agent's proxy loop: waits for a synced cluster view, loads and
 //! attaches the datapath, then keeps the maps equal to the desired state on
 //! every change and on a periodic full reconcile that repairs drift.
-mod http;
+pub(crate) mod http;
 mod metrics;
 
 use std::{
