@@ -416,12 +416,48 @@ fn dual_stack_pods_reach_each_other_over_ipv4_and_ipv6() {
     );
     let routes = ip_json(&pod_a, &["-6", "route", "show", "default"]);
     assert_eq!(routes[0]["gateway"], "fe80::1", "{routes}");
-    for i in [0, 1] {
-        let echo = Echo::start(&pod_b, "pod-b", SocketAddr::new(pod_ip(&b, i), 0)).expect("echo");
-        let reply = pod_a.run(|| tcp_ask(echo.addr(), ASK)).expect("a -> b");
-        assert_eq!(reply.name, "pod-b");
-        assert_eq!(reply.peer.ip(), pod_ip(&a, i));
+    let reach_b = |what: &str| {
+        for i in [0, 1] {
+            let echo =
+                Echo::start(&pod_b, "pod-b", SocketAddr::new(pod_ip(&b, i), 0)).expect("echo");
+            let reply = pod_a
+                .run(|| tcp_ask(echo.addr(), ASK))
+                .unwrap_or_else(|e| panic!("a -> b family {i} ({what}): {e}"));
+            assert_eq!(reply.name, "pod-b");
+            assert_eq!(reply.peer.ip(), pod_ip(&a, i));
+        }
+    };
+    reach_b("permanent gateway entries");
+    // With the pod's permanent gateway entries gone, the pod has to resolve
+    // the gateways: the host end answers by proxy ARP and proxy NDP. Proxy
+    // ARP only answers for an address the host routes out another link,
+    // which a real node's default route does; this test node has none, so
+    // it routes the gateway into a veth pair that stays inside the node.
+    node.ns.trust_links_created_by_product();
+    node.ns
+        .ip(&[
+            "link", "add", "name", "gwsink", "type", "veth", "peer", "name", "gwsink2",
+        ])
+        .expect("veth pair inside the node");
+    node.ns
+        .ip(&["link", "set", "dev", "gwsink", "up"])
+        .expect("up");
+    node.ns
+        .ip(&["route", "add", "169.254.1.1/32", "dev", "gwsink"])
+        .expect("gateway route");
+    for (family, gw) in [("-4", "169.254.1.1"), ("-6", "fe80::1")] {
+        pod_a
+            .ip(&[family, "neigh", "del", gw, "dev", "eth0"])
+            .expect("delete the pod's gateway entry");
     }
+    reach_b("gateways resolved by proxy ARP/NDP");
+    let resolved = ip_json(&pod_a, &["-6", "neigh", "show", "fe80::1"]);
+    assert!(
+        resolved[0]["lladdr"]
+            .as_str()
+            .is_some_and(|mac| !mac.is_empty()),
+        "fe80::1 was not resolved again: {resolved}"
+    );
     let mut check = config.clone();
     check["prevResult"] = a;
     node.ok("CHECK", "v6-a", Some(pod_a.path()), &check);

@@ -1,5 +1,6 @@
 //! Neighbour entries: the pod's permanent entry for its link-local gateway,
-//! so it never has to resolve it.
+//! so it never has to resolve it, and the host's proxy entry that answers
+//! for the gateway if the pod does.
 
 use std::net::IpAddr;
 
@@ -35,6 +36,29 @@ pub fn add_permanent(
         .push(NeighbourAttribute::LinkLayerAddress(mac.to_vec()));
     nl.request(
         || format!("adding neighbour {ip}"),
+        RouteNetlinkMessage::NewNeighbour(msg),
+        NLM_F_CREATE | NLM_F_REPLACE,
+    )
+}
+
+/// Answer neighbour solicitations for `ip` on link `index` on the pod's
+/// behalf (`ip -6 neigh replace proxy <ip> dev <link>`): the IPv6 half of
+/// proxy ARP, for a pod whose permanent gateway entry was flushed.
+pub fn add_proxy(nl: &mut Netlink, index: u32, ip: IpAddr) -> Result<(), NetlinkError> {
+    let mut msg = NeighbourMessage::default();
+    msg.header.family = match ip {
+        IpAddr::V4(_) => AddressFamily::Inet,
+        IpAddr::V6(_) => AddressFamily::Inet6,
+    };
+    msg.header.ifindex = index;
+    msg.header.flags = NeighbourFlags::Proxy;
+    let dst = match ip {
+        IpAddr::V4(v4) => NeighbourAddress::Inet(v4),
+        IpAddr::V6(v6) => NeighbourAddress::Inet6(v6),
+    };
+    msg.attributes.push(NeighbourAttribute::Destination(dst));
+    nl.request(
+        || format!("adding proxy neighbour {ip}"),
         RouteNetlinkMessage::NewNeighbour(msg),
         NLM_F_CREATE | NLM_F_REPLACE,
     )

@@ -123,16 +123,23 @@ pub fn configure(
             )
         })?;
     link::set_up(pod_nl, pod.index).map_err(netlink_error)?;
+    // Proxy ARP / proxy NDP answer for the gateway should the pod's
+    // permanent entry ever be flushed; no delay, as with Calico.
+    let sys = |path: String, value: &str| {
+        sysctl::write(&path, value).map_err(|e| {
+            CniError::new(ErrorCode::NETLINK_FAILED, format!("sysctl net/{path}: {e}"))
+        })
+    };
     if wiring.ips.iter().any(IpAddr::is_ipv4) {
-        // Proxy ARP answers for the gateway should the pod's permanent
-        // entry ever be flushed; no delay, as with Calico.
-        let sys = |path: String, value: &str| {
-            sysctl::write(&path, value).map_err(|e| {
-                CniError::new(ErrorCode::NETLINK_FAILED, format!("sysctl net/{path}: {e}"))
-            })
-        };
         sys(format!("ipv4/conf/{}/proxy_arp", wired.host), "1")?;
         sys(format!("ipv4/neigh/{}/proxy_delay", wired.host), "0")?;
+    }
+    if let Some(v6) = wiring.ips.iter().find(|ip| ip.is_ipv6()) {
+        // Linux answers proxy NDP only for addresses listed as proxy
+        // entries, so the gateway gets one on the host end.
+        sys(format!("ipv6/conf/{}/proxy_ndp", wired.host), "1")?;
+        sys(format!("ipv6/neigh/{}/proxy_delay", wired.host), "0")?;
+        neigh::add_proxy(host_nl, host.index, gateway_for(*v6)).map_err(netlink_error)?;
     }
     for &ip in wiring.ips {
         let prefix = host_prefix(ip);
