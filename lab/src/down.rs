@@ -54,7 +54,12 @@ pub fn down_locked(paths: &LabPaths) -> Result<Removed> {
             removed.processes += 1;
         }
         for node in &state.nodes {
-            if let Err(e) = detach_agent(&state, &node.cgroup, &node.bpffs) {
+            let result = if state.proxy.is_kube_proxy_layout() {
+                remove_rules(&state, &node.netns)
+            } else {
+                detach_agent(&state, &node.cgroup, &node.bpffs)
+            };
+            if let Err(e) = result {
                 errors.push(e.to_string());
             }
         }
@@ -123,6 +128,35 @@ fn detach_agent(state: &LabState, cgroup: &Path, bpffs: &Path) -> Result<()> {
     } else {
         Err(LabError::Command {
             command: format!("strait agent cleanup --bpffs {}", bpffs.display()),
+            detail: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        })
+    }
+}
+
+/// Removes a node's kube-proxy-layout rules with the agent's own cleanup,
+/// run inside the node's netns (never in ours), before the netns goes: it
+/// proves the cleanup leaves nothing, and deleting the netns would remove
+/// the rules anyway.
+fn remove_rules(state: &LabState, netns: &str) -> Result<()> {
+    if !netns::exists(netns) {
+        return Ok(());
+    }
+    let mode = state.proxy.as_str();
+    let command = format!("ip netns exec {netns} strait agent cleanup --mode {mode}");
+    let out = Command::new("ip")
+        .args(["netns", "exec", netns])
+        .arg(&state.strait_bin)
+        .args(["agent", "cleanup", "--mode", mode])
+        .output()
+        .map_err(|e| LabError::Command {
+            command: command.clone(),
+            detail: e.to_string(),
+        })?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(LabError::Command {
+            command,
             detail: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
         })
     }

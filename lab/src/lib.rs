@@ -1,7 +1,8 @@
 //! The local lab: a whole Strait cluster in network namespaces on one
 //! machine. Nodes and an external client hang off an underlay bridge; pods
 //! are network namespaces wired by exec'ing `strait-cni` as a runtime would;
-//! each node runs `strait agent` on its own cgroup; `strait dns` and
+//! each node runs `strait agent` on its own cgroup (eBPF, or kube-proxy's
+//! iptables or nftables layout with `--proxy`); `strait dns` and
 //! `strait ingress` run as pods. The lab stands in for the controllers a
 //! cluster would have (kubelet status, EndpointSlices, Nodes, TLS Secrets)
 //! and records everything it creates so `down` removes all of it.
@@ -22,6 +23,7 @@ mod paths;
 mod pods;
 mod process;
 mod progress;
+pub mod proxy_mode;
 mod readiness;
 mod reconcile;
 mod render;
@@ -39,6 +41,7 @@ pub use endpoint_slices::{MANAGED_BY, compute_endpoint_slices};
 pub use error::{LabError, Result};
 pub use paths::{LabPaths, PREFIX, RUN_DIR};
 pub use pods::{IP_ANNOTATION, RUN_ANNOTATION};
+pub use proxy_mode::ProxyMode;
 pub use readiness::{READY_ANNOTATION, pod_ready};
 pub use reconcile::Outcome;
 pub use state::{LabState, PodState};

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{LabError, Result};
 use crate::paths::LabPaths;
+use crate::proxy_mode::ProxyMode;
 
 /// Bumped when the file's meaning changes; an unknown version is refused.
 pub const STATE_VERSION: u32 = 1;
@@ -32,6 +33,10 @@ pub struct LabState {
     pub cgroup_root: PathBuf,
     /// The lab's bpffs directory (one subdirectory per node agent).
     pub bpffs_root: PathBuf,
+    /// The agents' datapath (`up --proxy`); state files from before the
+    /// flag mean eBPF.
+    #[serde(default)]
+    pub proxy: ProxyMode,
     /// Every netns created, in creation order.
     pub netns: Vec<String>,
     /// The nodes.

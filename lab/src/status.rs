@@ -23,6 +23,7 @@ pub fn report(paths: &LabPaths) -> Result<(String, bool)> {
         if ok { "ok" } else { "FAILING" }
     };
     let _ = writeln!(out, "manifests: {}", state.manifests.display());
+    let _ = writeln!(out, "proxy:     {}", state.proxy.describe());
     let _ = writeln!(out, "\nNODES");
     for node in &state.nodes {
         let agent = state.processes.get(&format!("agent-{}", node.name));

@@ -15,7 +15,11 @@ pub fn summary(paths: &LabPaths) -> Result<String> {
     let snapshot = strait_cluster::load_dir(paths.cluster_dir())
         .map_err(|e| LabError::Manifests(e.to_string()))?;
     let mut out = String::new();
-    let _ = writeln!(out, "\nThe lab is up.\n\nNODES");
+    let _ = writeln!(
+        out,
+        "\nThe lab is up. Services are proxied by {}.\n\nNODES",
+        state.proxy.describe()
+    );
     for node in &state.nodes {
         let _ = writeln!(
             out,

@@ -13,6 +13,7 @@ use crate::health::{http_status, listening, wait_until};
 use crate::paths::{LabPaths, PREFIX};
 use crate::process::{self, Spawn};
 use crate::progress::Steps;
+use crate::proxy_mode::{ProxyMode, SERVICE_CIDR};
 use crate::reconcile::{Outcome, reconcile};
 use crate::state::{LabLock, LabState, STATE_VERSION, create_dir};
 use crate::{DEFAULT_MANIFEST, cgroup, down, topology};
@@ -37,6 +38,8 @@ pub struct UpOptions {
     pub ready_timeout: Duration,
     /// Leave a half-built lab in place on failure (for debugging).
     pub keep_on_failure: bool,
+    /// The agents' datapath.
+    pub proxy: ProxyMode,
 }
 
 /// Brings the lab up. On failure everything created so far is removed again
@@ -187,6 +190,7 @@ fn build(
         cni_bin,
         cgroup_root: cgroup_root.clone(),
         bpffs_root: PathBuf::from("/sys/fs/bpf").join(PREFIX),
+        proxy: options.proxy,
         ..LabState::default()
     };
     state.save(paths)?;
@@ -199,6 +203,12 @@ fn build(
     topology::create(&mut state, paths, options.nodes)?;
     for node in &state.nodes {
         cgroup::create(&node.cgroup)?;
+        if state.proxy.is_kube_proxy_layout() {
+            // A node's default route carries ClusterIPs that no rule
+            // translated (no endpoints), so filter FORWARD can REJECT
+            // them; here the underlay stands in for it.
+            crate::netns::ip_in(&node.netns, &["route", "add", SERVICE_CIDR, "dev", "eth0"])?;
+        }
     }
 
     steps.start("pods (netns wired by strait-cni)");
@@ -207,8 +217,13 @@ fn build(
     })?;
 
     steps.start(format!(
-        "node agents ({} nodes, eBPF socket hooks)",
-        state.nodes.len()
+        "node agents ({} nodes, {})",
+        state.nodes.len(),
+        match state.proxy {
+            ProxyMode::Ebpf => "eBPF socket hooks",
+            ProxyMode::Iptables => "kube-proxy iptables rules",
+            ProxyMode::Nftables => "kube-proxy nftables rules",
+        }
     ));
     start_agents(&mut state, paths)?;
     for node in state.nodes.clone() {
@@ -237,24 +252,26 @@ fn start_agents(state: &mut LabState, paths: &LabPaths) -> Result<()> {
         let component = format!("agent-{}", node.name);
         let cgroup = state.cgroup_root.join("system").join(&component);
         cgroup::create(&cgroup)?;
+        let mut args = vec![
+            "agent".into(),
+            "--manifests".into(),
+            cluster.clone(),
+            "--node-name".into(),
+            node.name.clone(),
+            "--cgroup-root".into(),
+            node.cgroup.display().to_string(),
+            "--bpffs".into(),
+            node.bpffs.display().to_string(),
+            "--metrics-addr".into(),
+            format!("0.0.0.0:{AGENT_HEALTH_PORT}"),
+            // NodePort / LoadBalancer traffic arrives on the underlay.
+            "--interfaces".into(),
+            "eth0".into(),
+        ];
+        args.extend(state.proxy.agent_args());
         let spawn = Spawn {
             program: state.strait_bin.clone(),
-            args: vec![
-                "agent".into(),
-                "--manifests".into(),
-                cluster.clone(),
-                "--node-name".into(),
-                node.name.clone(),
-                "--cgroup-root".into(),
-                node.cgroup.display().to_string(),
-                "--bpffs".into(),
-                node.bpffs.display().to_string(),
-                "--metrics-addr".into(),
-                format!("0.0.0.0:{AGENT_HEALTH_PORT}"),
-                // NodePort / LoadBalancer traffic arrives on the underlay.
-                "--interfaces".into(),
-                "eth0".into(),
-            ],
+            args,
             env: vec![("STRAIT_LOG".into(), "info".into())],
             netns: Some(node.netns.clone()),
             cgroup,

@@ -106,4 +106,7 @@ pub enum ProxyError {
         /// Maximum supported.
         max: usize,
     },
+    /// Writing or reading the iptables / nftables rules failed.
+    #[error("{0}")]
+    Rules(#[from] crate::kube_layout::RulesError),
 }

@@ -11,6 +11,7 @@ pub mod explain;
 pub mod health_check;
 mod incremental;
 mod kernel_state;
+pub mod kube_layout;
 mod loader;
 pub mod maglev;
 pub mod node_maps;

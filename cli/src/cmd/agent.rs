@@ -1,13 +1,15 @@
-//! `strait agent`: the node agent (eBPF service proxy), plus `explain` and
-//! `cleanup` for operators.
+//! `strait agent`: the node agent (eBPF service proxy, or kube-proxy's
+//! iptables / nftables layout with `--mode`), plus `explain` and `cleanup`
+//! for operators.
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::Context;
 use strait_cluster::Component;
 use strait_proxy::{
     Capacity, DEFAULT_PIN_DIR, SockLb,
-    agent::{AgentConfig, run},
+    agent::{AgentConfig, ProxyMode, run},
     explain,
+    kube_layout::{self, IptablesBackend},
 };
 
 use super::view::trimmed_cluster_view;
@@ -42,9 +44,52 @@ pub struct Args {
     #[arg(long, value_delimiter = ',')]
     interfaces: Vec<String>,
     /// Only node addresses in these IPv4 CIDRs serve NodePorts (kube-proxy's
-    /// --nodeport-addresses; default: every address).
+    /// --nodeport-addresses; default: every address). eBPF mode only.
     #[arg(long, value_delimiter = ',')]
     nodeport_addresses: Vec<ipnetwork::Ipv4Network>,
+    /// iptables/nftables modes: the pod CIDR of the whole cluster
+    /// (kube-proxy's --cluster-cidr). Traffic from outside it to a ClusterIP
+    /// is masqueraded, and pod traffic to a Local Service's external
+    /// addresses is short-circuited. Not given: neither happens.
+    #[arg(long)]
+    cluster_cidr: Option<ipnetwork::Ipv4Network>,
+    /// nftables mode: the service CIDR; traffic to unallocated ClusterIPs in
+    /// it is dropped.
+    #[arg(long)]
+    service_cidr: Option<ipnetwork::Ipv4Network>,
+}
+
+/// The datapath `--mode` selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Mode {
+    /// eBPF socket load balancing and tc programs (loads and pins eBPF).
+    Ebpf,
+    /// kube-proxy's iptables layout (loads no eBPF).
+    Iptables,
+    /// kube-proxy's nftables layout, `table ip kube-proxy` (loads no eBPF).
+    Nftables,
+}
+
+/// The iptables binaries `--iptables-backend` selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Backend {
+    /// iptables-nft-restore (Debian's default `iptables`, nf_tables kernel API).
+    Nft,
+    /// iptables-legacy-restore (x_tables kernel API).
+    Legacy,
+}
+
+impl Common {
+    fn proxy_mode(&self) -> ProxyMode {
+        match self.mode {
+            Mode::Ebpf => ProxyMode::Ebpf,
+            Mode::Iptables => ProxyMode::Iptables(match self.iptables_backend {
+                Backend::Nft => IptablesBackend::Nft,
+                Backend::Legacy => IptablesBackend::Legacy,
+            }),
+            Mode::Nftables => ProxyMode::Nftables,
+        }
+    }
 }
 
 /// The interface of the IPv4 default route, from /proc/net/route.
@@ -68,6 +113,14 @@ struct Common {
     /// bpffs directory holding the pinned maps and links.
     #[arg(long, global = true, default_value = DEFAULT_PIN_DIR)]
     bpffs: PathBuf,
+    /// The datapath: eBPF, or kube-proxy's iptables or nftables layout for
+    /// comparison. `cleanup` removes what this mode creates.
+    #[arg(long, global = true, value_enum, default_value_t = Mode::Ebpf)]
+    mode: Mode,
+    /// iptables mode: which iptables binaries write the rules. Either works
+    /// inside one network namespace; do not mix them on one node.
+    #[arg(long, global = true, value_enum, default_value_t = Backend::Nft)]
+    iptables_backend: Backend,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -79,7 +132,9 @@ enum Action {
         service: Option<String>,
     },
     /// Detach Strait's programs from a cgroup and remove its pins (maps and
-    /// links) from the bpffs directory. Touches nothing else.
+    /// links) from the bpffs directory; with --mode iptables|nftables remove
+    /// the kube-proxy-layout chains and jumps, or `table ip kube-proxy`, of
+    /// this network namespace instead. Touches nothing else.
     Cleanup {
         /// The cgroup the agent attached to.
         #[arg(long, default_value = "/sys/fs/cgroup/unified")]
@@ -94,6 +149,10 @@ pub fn run_cmd(args: Args) -> anyhow::Result<ExitCode> {
         .context("starting the tokio runtime")?;
     match args.action {
         Some(Action::Explain { ref service }) => {
+            anyhow::ensure!(
+                args.common.mode == Mode::Ebpf,
+                "explain reads the eBPF maps; in --mode iptables read `iptables-save`, in --mode nftables `nft list table ip kube-proxy`"
+            );
             rt.block_on(explain_cmd(&args.common, service.as_deref()))
         }
         Some(Action::Cleanup { ref cgroup_root }) => cleanup(&args.common, cgroup_root),
@@ -120,14 +179,20 @@ async fn agent(args: Args) -> anyhow::Result<ExitCode> {
             })
         }
     };
+    let mode = args.common.proxy_mode();
     let config = AgentConfig {
+        mode,
+        rules: kube_layout::Options {
+            cluster_cidr: args.cluster_cidr,
+            service_cidr: args.service_cidr,
+        },
         node_name: args.common.node_name,
         cgroup_root: args.cgroup_root,
         pin_dir: args.common.bpffs,
         listen: args.metrics_addr,
         resync: Duration::from_secs(args.resync_seconds.max(1)),
         capacity,
-        interfaces: if args.interfaces.is_empty() {
+        interfaces: if args.interfaces.is_empty() && mode == ProxyMode::Ebpf {
             default_route_interface().into_iter().collect()
         } else {
             args.interfaces
@@ -164,6 +229,19 @@ async fn explain_cmd(common: &Common, only: Option<&str>) -> anyhow::Result<Exit
 }
 
 fn cleanup(common: &Common, cgroup_root: &std::path::Path) -> anyhow::Result<ExitCode> {
+    if let Some(mode) = common.proxy_mode().rules() {
+        let removed = kube_layout::program::cleanup(mode).with_context(|| {
+            format!(
+                "removing the {} rules of this network namespace",
+                mode.name()
+            )
+        })?;
+        println!(
+            "removed {removed} {} objects of the kube-proxy layout (chains, jumps or the table); nothing else was touched",
+            mode.name()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     if !common.bpffs.exists() {
         println!(
             "nothing to clean: {} does not exist",

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use strait_lab::{LabPaths, UpOptions};
+use strait_lab::{LabPaths, ProxyMode, UpOptions};
 
 /// Flags of `strait lab`.
 #[derive(Debug, clap::Args)]
@@ -25,9 +25,10 @@ enum Action {
         /// default; edits to it apply live.
         #[arg(long, alias = "manifest")]
         manifests: Option<PathBuf>,
-        /// Datapath for Services. Only `ebpf` exists in this build.
-        #[arg(long, default_value = "ebpf")]
-        proxy: String,
+        /// Datapath for Services: `ebpf` (Strait), or `iptables` / `nftables`
+        /// (kube-proxy's rule layout, written by the same agents) to compare.
+        #[arg(long, value_enum, default_value_t = Proxy::Ebpf)]
+        proxy: Proxy,
         /// The strait-cni binary (default: next to this binary, else /opt/cni/bin).
         #[arg(long)]
         cni_bin: Option<PathBuf>,
@@ -64,6 +65,27 @@ enum Action {
     },
 }
 
+/// The values of `--proxy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Proxy {
+    /// Strait's eBPF proxy.
+    Ebpf,
+    /// kube-proxy's iptables layout.
+    Iptables,
+    /// kube-proxy's nftables layout.
+    Nftables,
+}
+
+impl From<Proxy> for ProxyMode {
+    fn from(p: Proxy) -> ProxyMode {
+        match p {
+            Proxy::Ebpf => ProxyMode::Ebpf,
+            Proxy::Iptables => ProxyMode::Iptables,
+            Proxy::Nftables => ProxyMode::Nftables,
+        }
+    }
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let paths = LabPaths::default();
     match args.action {
@@ -75,11 +97,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             timeout,
             keep_on_failure,
         } => {
-            anyhow::ensure!(
-                proxy == "ebpf",
-                "--proxy {proxy}: only the eBPF datapath exists in this build (the iptables \
-                 and nftables comparison modes are not implemented yet)"
-            );
+            let proxy = ProxyMode::from(proxy);
             let options = UpOptions {
                 nodes,
                 manifests,
@@ -87,8 +105,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 cni_bin,
                 ready_timeout: Duration::from_secs(timeout),
                 keep_on_failure,
+                proxy,
             };
-            eprintln!("strait lab up: {nodes} nodes");
+            eprintln!("strait lab up: {nodes} nodes, proxy {proxy}");
             let outcome = strait_lab::up(&paths, &options)?;
             println!("{}", strait_lab::summary::summary(&paths)?);
             if outcome.problems.is_empty() {

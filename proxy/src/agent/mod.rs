@@ -1,6 +1,10 @@
 //! The node agent's proxy loop: waits for a synced cluster view, loads and
 //! attaches the datapath, then keeps the maps equal to the desired state on
 //! every change and on a periodic full reconcile that repairs drift.
+//!
+//! In [`ProxyMode::Iptables`] and [`ProxyMode::Nftables`] it loads no eBPF
+//! and writes kube-proxy's layout instead ([`crate::kube_layout`]), so the
+//! same cluster can be compared under both datapaths.
 pub(crate) mod http;
 mod metrics;
 
@@ -19,7 +23,36 @@ use tokio::sync::watch;
 pub use self::http::Health;
 pub use self::metrics::AgentMetrics;
 use self::metrics::MapLabel;
+use crate::kube_layout::{IptablesBackend, RulesMode};
 use crate::{Capacity, DesiredState, ProxyError, ServiceMaps, SockLb};
+
+/// Which datapath the agent programs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ProxyMode {
+    /// The eBPF socket load balancer and tc programs (the product).
+    #[default]
+    Ebpf,
+    /// kube-proxy's iptables layout, written with one `iptables-restore`.
+    Iptables(IptablesBackend),
+    /// kube-proxy's nftables layout, written with one `nft -f`.
+    Nftables,
+}
+
+impl ProxyMode {
+    /// The kube-proxy mode this is, if it is one.
+    pub fn rules(self) -> Option<RulesMode> {
+        match self {
+            ProxyMode::Ebpf => None,
+            ProxyMode::Iptables(backend) => Some(RulesMode::Iptables(backend)),
+            ProxyMode::Nftables => Some(RulesMode::Nftables),
+        }
+    }
+
+    /// `ebpf`, `iptables` or `nftables`.
+    pub fn name(self) -> &'static str {
+        self.rules().map_or("ebpf", RulesMode::name)
+    }
+}
 
 /// Everything the agent needs to know about its node.
 #[derive(Clone, Debug)]
@@ -43,6 +76,10 @@ pub struct AgentConfig {
     /// kube-proxy's `--nodeport-addresses`: only node addresses in these
     /// CIDRs serve NodePorts (empty: all).
     pub nodeport_cidrs: Vec<ipnetwork::Ipv4Network>,
+    /// The datapath.
+    pub mode: ProxyMode,
+    /// kube-proxy's settings for the iptables and nftables modes.
+    pub rules: crate::kube_layout::Options,
 }
 
 /// Map sizes that fit `desired` with room to grow: at least the defaults,
@@ -80,15 +117,31 @@ pub fn capacity_for(desired: &DesiredState) -> Capacity {
 /// agent is restarted.
 pub async fn run(
     config: AgentConfig,
-    mut view: ClusterView,
+    view: ClusterView,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ProxyError> {
     let metrics = Arc::new(AgentMetrics::default());
     let (health_tx, health_rx) = watch::channel(Health::default());
     let (bound, server) = http::serve(config.listen, metrics.clone(), health_rx).await?;
     let _server = AbortOnDrop(server);
-    tracing::info!(addr = %bound, "serving /healthz and /metrics");
+    tracing::info!(addr = %bound, mode = config.mode.name(), "serving /healthz and /metrics");
+    match config.mode.rules() {
+        Some(mode) => {
+            crate::kube_layout::agent_loop::run(&config, mode, view, shutdown, &metrics, &health_tx)
+                .await
+        }
+        None => run_ebpf(config, view, shutdown, metrics, health_tx).await,
+    }
+}
 
+/// The eBPF agent: load, program, attach, then follow the view.
+async fn run_ebpf(
+    config: AgentConfig,
+    mut view: ClusterView,
+    shutdown: impl Future<Output = ()>,
+    metrics: Arc<AgentMetrics>,
+    health_tx: watch::Sender<Health>,
+) -> Result<(), ProxyError> {
     tracing::info!("waiting for the cluster view to sync");
     let snapshot = view.wait_synced().await.map_err(ProxyError::ClusterView)?;
     let started = Instant::now();
