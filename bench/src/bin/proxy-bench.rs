@@ -27,6 +27,7 @@
 mod proxy;
 
 use anyhow::{Context, bail};
+use proxy::describe::{parse_modes, parse_sizes};
 use proxy::{Mode, Settings};
 
 fn parse_args(args: &[String]) -> anyhow::Result<Settings> {
@@ -52,27 +53,12 @@ fn parse_args(args: &[String]) -> anyhow::Result<Settings> {
                 s.warmup = 0.5;
                 s.latency = 1.0;
             }
-            "--sizes" => {
-                s.sizes = value()?
-                    .split(',')
-                    .map(|x| x.parse())
-                    .collect::<Result<_, _>>()?
-            }
+            "--sizes" => s.sizes = parse_sizes(value()?)?,
             "--seconds" => s.measure = value()?.parse()?,
             "--rounds" => s.rounds = value()?.parse()?,
             "--concurrency" => s.concurrency = value()?.parse()?,
             "--iptables-nft-max" => s.iptables_nft_max = value()?.parse()?,
-            "--modes" => {
-                s.modes = value()?
-                    .split(',')
-                    .map(|m| {
-                        Mode::ALL
-                            .into_iter()
-                            .find(|x| x.name() == m)
-                            .with_context(|| format!("unknown mode {m}"))
-                    })
-                    .collect::<anyhow::Result<_>>()?
-            }
+            "--modes" => s.modes = parse_modes(value()?, &Mode::ALL, |m| m.name())?,
             other => bail!("unknown argument {other}"),
         }
     }

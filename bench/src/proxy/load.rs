@@ -94,16 +94,18 @@ async fn one_at(target: SocketAddr) -> std::io::Result<(Duration, u64, String)> 
     Ok((connect, connected_at, name))
 }
 
-/// What a load run measured.
+/// What a load run measured, for the ClusterIP and the NodePort clients
+/// alike (one line format between the client process and the harness).
 #[derive(Clone, Debug, Default)]
 pub struct LoadResult {
-    /// Connections completed inside the measured window.
-    pub conns: u64,
-    /// Failed connections inside the window.
+    /// Connections (or, for keep-alive runs, requests) completed inside
+    /// the measured window.
+    pub ops: u64,
+    /// Failures inside the window.
     pub errors: u64,
     /// Length of the window.
     pub elapsed: Duration,
-    /// Connect latency percentiles.
+    /// Median connect (or round-trip) latency.
     pub p50: Duration,
     /// 99th percentile.
     pub p99: Duration,
@@ -112,15 +114,16 @@ pub struct LoadResult {
 }
 
 impl LoadResult {
-    /// Connections per second.
+    /// Operations per second.
     pub fn rate(&self) -> f64 {
-        self.conns as f64 / self.elapsed.as_secs_f64().max(1e-9)
+        self.ops as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
 
-    fn to_line(&self) -> String {
+    /// The `result` line a client process prints for the harness.
+    pub fn to_line(&self) -> String {
         format!(
             "result {} {} {} {} {} {}",
-            self.conns,
+            self.ops,
             self.errors,
             self.elapsed.as_nanos(),
             self.p50.as_nanos(),
@@ -141,7 +144,7 @@ impl LoadResult {
         }
         let ns = |s: &str| -> anyhow::Result<Duration> { Ok(Duration::from_nanos(s.parse()?)) };
         Ok(LoadResult {
-            conns: f[1].parse()?,
+            ops: f[1].parse()?,
             errors: f[2].parse()?,
             elapsed: ns(f[3])?,
             p50: ns(f[4])?,
@@ -228,7 +231,7 @@ async fn run_load(
         Duration::from_nanos(u64::from(lat[i]))
     };
     LoadResult {
-        conns: conns.get(),
+        ops: conns.get(),
         errors: errors.get(),
         elapsed: measure,
         p50: pct(0.50),

@@ -21,6 +21,7 @@
 //! mode and removed explicitly after it (and by drop guards on failure, and
 //! with the client netns in any case).
 pub mod agent;
+pub mod describe;
 pub mod kube;
 pub mod load;
 pub mod nodeport;
@@ -664,7 +665,7 @@ fn set_up(
     };
     // A short check first: every mode must actually serve.
     let check = client.load(targets, 0.3, 0.0, 8)?;
-    if check.conns == 0 {
+    if check.ops == 0 {
         bail!(
             "{} at N={} does not serve: {}",
             mode.name(),
@@ -1054,22 +1055,13 @@ pub fn report(rows: &[Row], s: &Settings) -> String {
         s.warmup,
         s.rounds,
         s.latency,
-        match s.cpus {
-            Some((c, b)) => format!("client pinned to CPU {c}, echo backends (and this process) to CPU {b}"),
-            None => "no pinning (fewer than 2 CPUs)".into(),
-        }
+        describe::pinning(s.cpus, "echo backends")
     ));
-    let version = |program: &str| {
-        std::process::Command::new(program)
-            .arg("--version")
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-            .unwrap_or_default()
-    };
+    let version = describe::tool_version;
     out.push_str(&format!(
         "machine: {} CPUs, load average at the end {}; `iptables` is {}; baselines: iptables = {} (the ×iptables ratios), iptables-nft = {} (same ruleset; only up to N={} because its restore is quadratic in the chain count), nftables = {}; kube-proxy layout with --cluster-cidr {} (the client is inside it, so no masquerade).\n",
         cpu_times().len(),
-        std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim(),
+        describe::load_average(),
         version("iptables"),
         version("iptables-legacy-restore"),
         version("iptables-nft-restore"),

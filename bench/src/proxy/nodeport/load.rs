@@ -24,7 +24,7 @@ use tokio::{
     net::TcpStream,
 };
 
-use super::super::load::pin_to_cpu;
+use super::super::load::{LoadResult, pin_to_cpu};
 
 const REQUEST: &[u8] = b"ping\n";
 /// Every backend's echo name.
@@ -72,67 +72,6 @@ async fn one_request(s: &mut TcpStream) -> std::io::Result<String> {
     read_line(s).await
 }
 
-/// What one run measured.
-#[derive(Clone, Debug, Default)]
-pub struct Outcome {
-    /// Connections (conn) or requests (rr) inside the window.
-    pub ops: u64,
-    /// Failures inside the window.
-    pub errors: u64,
-    /// Length of the window.
-    pub elapsed: Duration,
-    /// Median connect (conn) or round trip (rr).
-    pub p50: Duration,
-    /// 99th percentile.
-    pub p99: Duration,
-    /// The first error, for the report.
-    pub first_error: String,
-}
-
-impl Outcome {
-    /// Operations per second.
-    pub fn rate(&self) -> f64 {
-        self.ops as f64 / self.elapsed.as_secs_f64().max(1e-9)
-    }
-
-    fn to_line(&self) -> String {
-        format!(
-            "result {} {} {} {} {} {}",
-            self.ops,
-            self.errors,
-            self.elapsed.as_nanos(),
-            self.p50.as_nanos(),
-            self.p99.as_nanos(),
-            if self.first_error.is_empty() {
-                "-".to_string()
-            } else {
-                self.first_error.replace(' ', "_")
-            }
-        )
-    }
-
-    /// Parses a `result` line.
-    pub fn parse(line: &str) -> anyhow::Result<Outcome> {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        if f.len() != 7 || f[0] != "result" {
-            bail!("bad result line {line:?}");
-        }
-        let ns = |s: &str| -> anyhow::Result<Duration> { Ok(Duration::from_nanos(s.parse()?)) };
-        Ok(Outcome {
-            ops: f[1].parse()?,
-            errors: f[2].parse()?,
-            elapsed: ns(f[3])?,
-            p50: ns(f[4])?,
-            p99: ns(f[5])?,
-            first_error: if f[6] == "-" {
-                String::new()
-            } else {
-                f[6].to_string()
-            },
-        })
-    }
-}
-
 /// Shared counters of one run.
 #[derive(Default)]
 struct Tally {
@@ -161,7 +100,7 @@ impl Tally {
         }
     }
 
-    fn outcome(&self, measure: Duration) -> Outcome {
+    fn outcome(&self, measure: Duration) -> LoadResult {
         let mut lat = self.lat.take();
         lat.sort_unstable();
         let pct = |p: f64| -> Duration {
@@ -171,7 +110,7 @@ impl Tally {
             let i = ((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1;
             Duration::from_nanos(u64::from(lat[i]))
         };
-        Outcome {
+        LoadResult {
             ops: self.ops.get(),
             errors: self.errors.get(),
             elapsed: measure,
@@ -187,7 +126,7 @@ async fn run_conn(
     conc: usize,
     warmup: Duration,
     measure: Duration,
-) -> Outcome {
+) -> LoadResult {
     let window = Instant::now() + warmup;
     let deadline = window + measure;
     let next = Rc::new(Cell::new(0usize));
@@ -232,7 +171,7 @@ async fn run_rr(
     conc: usize,
     warmup: Duration,
     measure: Duration,
-) -> Outcome {
+) -> LoadResult {
     let window = Instant::now() + warmup;
     let deadline = window + measure;
     let tally = Rc::new(Tally::default());

@@ -54,10 +54,9 @@ use strait_proxy::{
 };
 use strait_tests::{Bpffs, Bridge, ChildGuard, Echo, NetNs, VethPair, Via};
 
-use self::{
-    kube::NodePortService,
-    load::{ECHO_NAME, Outcome},
-};
+use self::{kube::NodePortService, load::ECHO_NAME};
+use super::LoadResult;
+use super::describe::{self, parse_modes, parse_sizes};
 use super::{
     ANYIP_RANGES, CoreUse, ENDPOINTS, IptablesGuard, TICKS, cpu_times, nft_tables, proc_ticks,
     services, timed, write_targets,
@@ -162,16 +161,16 @@ impl Cpu {
 #[derive(Clone, Debug, Default)]
 pub struct Measured {
     /// The median round.
-    pub median: Outcome,
+    pub median: LoadResult,
     /// Every round's rate, in run order.
     pub rounds: Vec<f64>,
     /// CPU of the median round.
     pub cpu: Option<Cpu>,
-    all: Vec<(Outcome, Cpu)>,
+    all: Vec<(LoadResult, Cpu)>,
 }
 
 impl Measured {
-    fn push(&mut self, o: Outcome, cpu: Cpu) {
+    fn push(&mut self, o: LoadResult, cpu: Cpu) {
         self.rounds.push(o.rate());
         self.all.push((o, cpu));
     }
@@ -394,7 +393,7 @@ impl Client {
         secs: f64,
         warm: f64,
         conc: usize,
-    ) -> anyhow::Result<Outcome> {
+    ) -> anyhow::Result<LoadResult> {
         let command = format!("{} {secs} {warm} {conc} {}", test.command(), file.display());
         writeln!(self.stdin, "{command}")?;
         self.stdin.flush()?;
@@ -402,7 +401,7 @@ impl Client {
         if self.stdout.read_line(&mut line)? == 0 {
             bail!("client exited while running {command:?}");
         }
-        Outcome::parse(line.trim())
+        LoadResult::parse(line.trim())
     }
 }
 
@@ -615,7 +614,7 @@ fn check_desired(
 }
 
 /// One measured run with the CPU use around it.
-fn measure(st: &mut Setup, test: Test, s: &Settings) -> anyhow::Result<(Outcome, Cpu)> {
+fn measure(st: &mut Setup, test: Test, s: &Settings) -> anyhow::Result<(LoadResult, Cpu)> {
     let conc = match test {
         Test::Conn => s.conn_concurrency,
         Test::Rr => s.rr_concurrency,
@@ -862,23 +861,14 @@ pub fn report(rows: &[Row], s: &Settings) -> String {
         s.measure,
         s.warmup,
         s.rounds,
-        match s.cpus {
-            Some((c, b)) => format!("client pinned to CPU {c}, the echo backend (and this process) to CPU {b}"),
-            None => "no pinning (fewer than 2 CPUs)".into(),
-        }
+        describe::pinning(s.cpus, "the echo backend")
     ));
-    let version = |program: &str| {
-        std::process::Command::new(program)
-            .arg("--version")
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-            .unwrap_or_default()
-    };
+    let version = describe::tool_version;
     out.push_str(&format!(
         "machine: {} CPUs, kernel {}, load average at the end {}; iptables = {} with kube-proxy's NodePort layout (KUBE-SERVICES → addrtype LOCAL → KUBE-NODEPORTS → KUBE-EXT-* mark-masq → KUBE-SVC-* → KUBE-SEP-* DNAT, KUBE-POSTROUTING MASQUERADE --random-fully), node ports {NODE_PORT_BASE}+i; strait-tc = SockLb with capacity_for(desired) (the agent's sizing), ServiceMaps::sync of the ClusterIP and NodePort frontends, node addresses, tc ingress+egress (TCX) on the node interface; every endpoint is on the remote node, so strait SNATs every flow to the node IP and redirects it out (bpf_redirect_neigh), as iptables MASQUERADEs it.\n",
         cpu_times().len(),
         std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
-        std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim(),
+        describe::load_average(),
         version("iptables-legacy-restore"),
     ));
     out.push_str("switch: a Linux bridge in its own netns with bridge-nf-call-{iptables,ip6tables,arptables}=0 there (a switch does no netfilter).\nbottleneck: client and echo backend are pinned to one core each; the node's forwarding, NAT and tc work runs in softirq on the core of whichever side sent the packet (veth and bridge deliver on the sending CPU). The busier pinned core is named; when both are within 3 points, the side whose process used more CPU time (utime+stime).\n");
@@ -967,27 +957,12 @@ pub fn parse_args(args: &[String]) -> anyhow::Result<Settings> {
                 s.measure = 2.0;
                 s.warmup = 0.5;
             }
-            "--sizes" => {
-                s.sizes = value()?
-                    .split(',')
-                    .map(|x| x.parse())
-                    .collect::<Result<_, _>>()?
-            }
+            "--sizes" => s.sizes = parse_sizes(value()?)?,
             "--seconds" => s.measure = value()?.parse()?,
             "--rounds" => s.rounds = value()?.parse()?,
             "--concurrency" => s.conn_concurrency = value()?.parse()?,
             "--rr-concurrency" => s.rr_concurrency = value()?.parse()?,
-            "--modes" => {
-                s.modes = value()?
-                    .split(',')
-                    .map(|m| {
-                        Mode::ALL
-                            .into_iter()
-                            .find(|x| x.name() == m)
-                            .with_context(|| format!("unknown mode {m}"))
-                    })
-                    .collect::<anyhow::Result<_>>()?
-            }
+            "--modes" => s.modes = parse_modes(value()?, &Mode::ALL, |m| m.name())?,
             other => bail!("unknown argument {other}"),
         }
     }
