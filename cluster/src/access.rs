@@ -69,7 +69,8 @@ impl Component {
 
     /// The kinds the component may watch (with [`WATCH_VERBS`]).
     ///
-    /// DNS watches Pods only with `--pod-records verified`; the set includes
+    /// DNS watches Pods only with `--pod-records verified`, the agent Nodes
+    /// only with `--node-routes`; the set includes
     /// them so the deployed role allows that flag (see [`Self::optional_kinds`]).
     /// Secrets are watched with
     /// [`TLS_SECRET_FIELD_SELECTOR`](crate::TLS_SECRET_FIELD_SELECTOR), which
@@ -77,7 +78,7 @@ impl Component {
     pub fn kinds(self) -> KindSet {
         let base = KindSet::only(Kind::Service).with(Kind::EndpointSlice);
         match self {
-            Component::Agent => base,
+            Component::Agent => base.with(Kind::Node),
             Component::Dns => base.with(Kind::Pod),
             Component::Ingress => base
                 .with(Kind::Ingress)
@@ -91,7 +92,9 @@ impl Component {
     pub fn optional_kinds(self) -> KindSet {
         match self {
             Component::Dns => KindSet::only(Kind::Pod),
-            Component::Agent | Component::Ingress => KindSet::EMPTY,
+            // Nodes only for `--node-routes` and `--write-cni-config`.
+            Component::Agent => KindSet::only(Kind::Node),
+            Component::Ingress => KindSet::EMPTY,
         }
     }
 

@@ -22,12 +22,14 @@ pub mod chain;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod conflist;
 pub mod dispatch;
 pub mod env;
 pub mod error;
 pub mod ipam;
 pub mod names;
-pub mod netlink;
+/// The rtnetlink client, shared with the agent (crate `strait-netlink`).
+pub use strait_netlink as netlink;
 pub mod netns;
 pub mod options;
 pub mod result;

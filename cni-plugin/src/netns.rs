@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use nix::sched::{CloneFlags, setns};
 
-use crate::netlink::{Netlink, NetlinkError};
+use strait_netlink::{Netlink, NetlinkError};
 
 /// Why the namespace could not be used.
 #[derive(Debug, thiserror::Error)]

@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
+use strait_cni::conflist::ConflistSpec;
 
 use crate::error::{LabError, Result};
 use crate::netns::netns_path;
@@ -16,22 +17,17 @@ use crate::state::{LabState, NodeState, PodState};
 /// The CNI network name of the lab.
 pub const NETWORK: &str = "strait-lab";
 
-/// The node's network configuration list, as `/etc/cni/net.d` would hold it.
+/// The node's network configuration list, as `/etc/cni/net.d` would hold it:
+/// the same rendering the agent's `--write-cni-config` writes on a real
+/// node, with the lab's name, CNI 1.1.0 and a per-node IPAM directory.
 pub fn conflist(paths: &LabPaths, node: &NodeState) -> Value {
-    json!({
-        "cniVersion": "1.1.0",
-        "name": NETWORK,
-        "plugins": [{
-            "type": "strait-cni",
-            "mode": "routed",
-            "mtu": 1500,
-            "ipam": {
-                "type": "strait-ipam",
-                "subnet": node.pod_cidr,
-                "dataDir": paths.ipam_dir(&node.name),
-            }
-        }]
-    })
+    ConflistSpec {
+        name: NETWORK.into(),
+        cni_version: "1.1.0".into(),
+        data_dir: paths.ipam_dir(&node.name).display().to_string(),
+        ..ConflistSpec::node(vec![node.pod_cidr.clone()])
+    }
+    .render()
 }
 
 /// The single-plugin configuration a runtime derives from the list for one

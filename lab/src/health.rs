@@ -46,6 +46,30 @@ pub fn listening(pid: i32, port: u16) -> bool {
     })
 }
 
+/// The routes to pod CIDRs in `netns` that an agent programmed with
+/// `--node-routes` (routing protocol [`NODE_ROUTE_PROTOCOL`]), as
+/// destinations (`10.244.2.0/24`); empty when `ip` fails.
+pub fn node_routes(netns: &str) -> Vec<String> {
+    let proto = NODE_ROUTE_PROTOCOL.to_string();
+    std::process::Command::new("ip")
+        .args(["-n", netns, "route", "show", "proto", &proto])
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| {
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The routing protocol of the agent's node routes (the value of
+/// `strait_proxy::node_routes::ROUTE_PROTOCOL`; the lab does not link the
+/// proxy, a test in the cli crate keeps them equal).
+pub const NODE_ROUTE_PROTOCOL: u8 = 212;
+
 /// Polls `check` until it holds or `timeout` passes.
 pub fn wait_until(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;

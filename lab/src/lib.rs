@@ -17,6 +17,7 @@ mod endpoint_slices;
 mod error;
 pub mod exec;
 mod health;
+pub use health::NODE_ROUTE_PROTOCOL;
 pub mod logs;
 mod netns;
 mod paths;

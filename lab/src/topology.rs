@@ -50,13 +50,9 @@ pub fn create(state: &mut LabState, paths: &LabPaths, nodes: u8) -> Result<()> {
             netns::sysctl(&ns, key, "1")?;
         }
     }
-    // Each node routes the other nodes' pod CIDRs over the underlay.
-    for node in &state.nodes {
-        for other in state.nodes.iter().filter(|o| o.name != node.name) {
-            let via = other.underlay_ip.to_string();
-            ip_in(&node.netns, &["route", "add", &other.pod_cidr, "via", &via])?;
-        }
-    }
+    // Routes to the other nodes' pod CIDRs come from each node's agent
+    // (`strait agent --node-routes`), as on a real cluster; `up` waits for
+    // them (crate::health::node_routes).
     let external = external_netns();
     state.record_netns(paths, &external)?;
     netns::create(&external)?;

@@ -238,6 +238,26 @@ fn build(
         }
     }
 
+    // Cross-node pod traffic needs each agent's routes to the other nodes'
+    // pod CIDRs (`--node-routes`).
+    for node in &state.nodes {
+        let want: Vec<&str> = state
+            .nodes
+            .iter()
+            .filter(|o| o.name != node.name)
+            .map(|o| o.pod_cidr.as_str())
+            .collect();
+        if !wait_until(options.ready_timeout, || {
+            let have = crate::health::node_routes(&node.netns);
+            want.iter().all(|w| have.iter().any(|h| h == w))
+        }) {
+            return Err(LabError::NotReady {
+                component: format!("agent-{} node routes", node.name),
+                seconds: options.ready_timeout.as_secs(),
+            });
+        }
+    }
+
     steps.start("pods serving (echo, DNS, ingress)");
     wait_pods(&state, options.ready_timeout)?;
 
@@ -267,6 +287,8 @@ fn start_agents(state: &mut LabState, paths: &LabPaths) -> Result<()> {
             // NodePort / LoadBalancer traffic arrives on the underlay.
             "--interfaces".into(),
             "eth0".into(),
+            // Routes to the other nodes' pod CIDRs over the underlay.
+            "--node-routes".into(),
         ];
         args.extend(state.proxy.agent_args());
         let spawn = Spawn {

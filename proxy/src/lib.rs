@@ -15,6 +15,7 @@ pub mod kube_layout;
 mod loader;
 pub mod maglev;
 pub mod node_maps;
+pub mod node_routes;
 mod object;
 mod service_maps;
 pub mod sock_destroy;

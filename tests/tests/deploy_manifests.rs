@@ -501,25 +501,49 @@ fn kube_dns_service_serves_dns_and_metrics_at_the_placeholder_ip() {
     assert_eq!(ports, want);
 }
 
-/// The CNI template, filled like the install-cni init container fills it,
-/// is accepted by strait-cni's own configuration parser.
+/// The agent writes the conflist (`--write-cni-config`) into the host's
+/// /etc/cni/net.d through a writable hostPath mount, and what it renders
+/// (the shared `strait_cni::conflist`) is accepted by strait-cni's own
+/// configuration parser.
 #[test]
-fn cni_template_filled_is_a_valid_strait_cni_config() {
+fn agent_writes_a_valid_strait_cni_config_to_the_hosts_net_d() {
     let manifests = load_all();
-    let template = manifests
+    let workloads = workloads(&manifests);
+    let (_, pod) = &workloads["strait-agent"];
+    let agent = container(pod, "agent");
+    let path = agent
+        .args
         .iter()
-        .find_map(|(_, m)| match m {
-            Manifest::ConfigMap(c) if c.metadata.name.as_deref() == Some("strait-cni-template") => {
-                c.data.as_ref()?.get("10-strait.conflist").cloned()
-            }
-            _ => None,
-        })
-        .expect("ConfigMap strait-cni-template with 10-strait.conflist");
-    let filled = template.replace(
-        "__POD_CIDR_RANGES__",
-        r#"[[{"subnet": "10.244.1.0/24"}], [{"subnet": "fd00:10:244:1::/64"}]]"#,
+        .flatten()
+        .find_map(|a| a.strip_prefix("--write-cni-config="))
+        .expect("the agent has --write-cni-config=PATH");
+    let mount = agent
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find(|m| path.starts_with(&format!("{}/", m.mount_path)))
+        .unwrap_or_else(|| panic!("no volume mount holds {path}"));
+    assert_ne!(
+        mount.read_only,
+        Some(true),
+        "{} is written",
+        mount.mount_path
     );
-    let list: Value = serde_json::from_str(&filled).expect("conflist is JSON once filled");
+    let volume = pod
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == mount.name)
+        .expect("the mounted volume");
+    let host = volume.host_path.as_ref().expect("a hostPath volume");
+    assert_eq!(host.path, "/etc/cni/net.d");
+    assert!(path.ends_with(".conflist"), "{path}");
+
+    let list = strait_cni::conflist::ConflistSpec::node(vec![
+        "10.244.1.0/24".into(),
+        "fd00:10:244:1::/64".into(),
+    ])
+    .render();
     let plugins = list["plugins"].as_array().expect("plugins");
     assert_eq!(plugins.len(), 1);
     // libcni hands each plugin the list's name and cniVersion.

@@ -57,6 +57,17 @@ pub struct Args {
     /// it is dropped.
     #[arg(long)]
     service_cidr: Option<ipnetwork::Ipv4Network>,
+    /// Route every other node's pod CIDRs (Node spec.podCIDRs) via its
+    /// InternalIP, tagged with routing protocol 212 (routed mode without
+    /// encapsulation). Needs all nodes on one L2 segment; otherwise use the
+    /// CNI plugin's VXLAN mode. Watches Nodes.
+    #[arg(long)]
+    node_routes: bool,
+    /// Once this node's Node has spec.podCIDR(s), write the CNI conflist
+    /// here (atomically; rewritten only when it changes), e.g.
+    /// /host/etc/cni/net.d/10-strait.conflist. Watches Nodes.
+    #[arg(long, value_name = "PATH")]
+    write_cni_config: Option<PathBuf>,
 }
 
 /// The datapath `--mode` selects.
@@ -134,7 +145,8 @@ enum Action {
     /// Detach Strait's programs from a cgroup and remove its pins (maps and
     /// links) from the bpffs directory; with --mode iptables|nftables remove
     /// the kube-proxy-layout chains and jumps, or `table ip kube-proxy`, of
-    /// this network namespace instead. Touches nothing else.
+    /// this network namespace instead. In every mode, also remove the node
+    /// routes (`--node-routes`, protocol 212). Touches nothing else.
     Cleanup {
         /// The cgroup the agent attached to.
         #[arg(long, default_value = "/sys/fs/cgroup/unified")]
@@ -166,8 +178,13 @@ async fn agent(args: Args) -> anyhow::Result<ExitCode> {
         "--node-name (or NODE_NAME) is required"
     );
     // The agent reads a few fields of Services and EndpointSlices; keep only those.
-    let view =
-        trimmed_cluster_view(args.common.manifests.as_deref(), Component::Agent, None).await?;
+    let view = trimmed_cluster_view(
+        args.common.manifests.as_deref(),
+        Component::Agent,
+        None,
+        args.node_routes || args.write_cni_config.is_some(),
+    )
+    .await?;
     let capacity = match (args.max_services, args.max_backends) {
         (None, None) => None,
         (s, b) => {
@@ -198,6 +215,8 @@ async fn agent(args: Args) -> anyhow::Result<ExitCode> {
             args.interfaces
         },
         nodeport_cidrs: args.nodeport_addresses,
+        node_routes: args.node_routes,
+        write_cni_config: args.write_cni_config,
     };
     run(config, view, async {
         let _ = tokio::signal::ctrl_c().await;
@@ -214,7 +233,7 @@ async fn explain_cmd(common: &Common, only: Option<&str>) -> anyhow::Result<Exit
         )
     })?;
     let mut view =
-        trimmed_cluster_view(common.manifests.as_deref(), Component::Agent, None).await?;
+        trimmed_cluster_view(common.manifests.as_deref(), Component::Agent, None, false).await?;
     let snapshot = view
         .wait_synced()
         .await
@@ -229,6 +248,13 @@ async fn explain_cmd(common: &Common, only: Option<&str>) -> anyhow::Result<Exit
 }
 
 fn cleanup(common: &Common, cgroup_root: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let routes = strait_netlink::Netlink::open()
+        .and_then(|mut nl| strait_proxy::node_routes::cleanup(&mut nl))
+        .context("removing the node routes")?;
+    println!(
+        "removed {routes} node routes of protocol {}; no other route was touched",
+        strait_proxy::node_routes::ROUTE_PROTOCOL
+    );
     if let Some(mode) = common.proxy_mode().rules() {
         let removed = kube_layout::program::cleanup(mode).with_context(|| {
             format!(
@@ -259,4 +285,17 @@ fn cleanup(common: &Common, cgroup_root: &std::path::Path) -> anyhow::Result<Exi
         common.bpffs.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    /// The lab waits for node routes by their protocol without linking the
+    /// proxy; both must name the same number.
+    #[test]
+    fn lab_waits_for_the_agents_route_protocol() {
+        assert_eq!(
+            strait_lab::NODE_ROUTE_PROTOCOL,
+            strait_proxy::node_routes::ROUTE_PROTOCOL
+        );
+    }
 }

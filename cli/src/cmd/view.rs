@@ -19,15 +19,23 @@ pub async fn cluster_view(
 }
 
 /// Starts the cluster view for `component` holding only what it reads: its
-/// kinds (from a manifest directory too), each object cut down with
+/// kinds (from a manifest directory too; the optional ones only when
+/// `optional` says a flag turned them on), each object cut down with
 /// [`Trim::for_component`].
 pub async fn trimmed_cluster_view(
     manifests: Option<&Path>,
     component: Component,
     node: Option<&str>,
+    optional: bool,
 ) -> anyhow::Result<ClusterView> {
     let trim = Trim::for_component(component);
-    spawn(manifests, component.kinds(), node, Some(trim)).await
+    let mut kinds = component.kinds();
+    if !optional {
+        for kind in component.optional_kinds().iter() {
+            kinds.remove(kind);
+        }
+    }
+    spawn(manifests, kinds, node, Some(trim)).await
 }
 
 async fn spawn(

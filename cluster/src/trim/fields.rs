@@ -1,6 +1,8 @@
 //! The per-kind cuts behind [`Trim`](super::Trim).
 
-use k8s_openapi::api::core::v1::{Pod, PodSpec, PodStatus, Service, ServiceStatus};
+use k8s_openapi::api::core::v1::{
+    Node, NodeSpec, NodeStatus, Pod, PodSpec, PodStatus, Service, ServiceStatus,
+};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointSlice};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
@@ -99,4 +101,19 @@ fn shrink<T>(list: &mut Option<Vec<T>>) {
     if let Some(list) = list {
         list.shrink_to_fit();
     }
+}
+
+/// Keeps what the agent's node routes read: the pod CIDRs and the node's
+/// addresses (the next hop). Conditions, images and capacity go: on a real
+/// node they are most of the object.
+pub(super) fn node(node: &mut Node) {
+    node.spec = node.spec.take().map(|s| NodeSpec {
+        pod_cidr: s.pod_cidr,
+        pod_cidrs: s.pod_cidrs,
+        ..NodeSpec::default()
+    });
+    node.status = node.status.take().map(|s| NodeStatus {
+        addresses: s.addresses,
+        ..NodeStatus::default()
+    });
 }

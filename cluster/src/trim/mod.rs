@@ -9,6 +9,7 @@
 //! | Service | spec; status.loadBalancer | spec | whole |
 //! | EndpointSlice | addressType, ports; endpoints' addresses, conditions, hostname, nodeName, zone, targetRef | the same without targetRef | whole |
 //! | Pod | spec.nodeName, hostname, subdomain, hostNetwork; status.phase, podIP, podIPs, conditions | the same | whole |
+//! | Node | spec.podCIDR, podCIDRs; status.addresses | (not watched) | whole |
 //! | other kinds | metadata as above | metadata as above | whole |
 //!
 //! Labels stay whole: the view's own slice index and both data planes read
@@ -72,9 +73,10 @@ impl Trim {
             Object::Service(service) => fields::service(service, self.component),
             Object::EndpointSlice(slice) => fields::endpoint_slice(slice, self.component),
             Object::Pod(pod) => fields::pod(pod),
+            Object::Node(node) => fields::node(node),
             // Not read by the agent or DNS; the source's kinds decide
             // whether they are kept at all.
-            Object::Ingress(_) | Object::IngressClass(_) | Object::Secret(_) | Object::Node(_) => {}
+            Object::Ingress(_) | Object::IngressClass(_) | Object::Secret(_) => {}
         }
     }
 }

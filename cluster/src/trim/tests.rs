@@ -300,3 +300,43 @@ fn trimming_keeps_kind_and_key() {
         }
     }
 }
+
+/// The agent's node routes and CNI config read a Node's name, pod CIDRs
+/// and addresses; those stay, the rest (conditions, images, capacity) goes.
+#[test]
+fn nodes_keep_name_pod_cidrs_and_addresses_for_the_agent() {
+    let yaml = r#"
+apiVersion: v1
+kind: Node
+metadata:
+  name: node-1
+  annotations: {a: b}
+spec:
+  podCIDR: 10.244.1.0/24
+  podCIDRs: [10.244.1.0/24, "fd00:1::/64"]
+  providerID: kind://x
+status:
+  addresses:
+    - {type: InternalIP, address: 192.0.2.11}
+  capacity: {cpu: "2"}
+  conditions:
+    - {type: Ready, status: "True"}
+"#;
+    let report = ManifestLoader::parse_str("node.yaml", yaml);
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let mut object = report.objects.into_iter().next().unwrap();
+    let before = object.clone();
+    Trim::for_component(Component::Agent).apply(&mut object);
+    let (Object::Node(before), Object::Node(after)) = (before, object) else {
+        panic!("not a Node");
+    };
+    assert_eq!(after.metadata.name.as_deref(), Some("node-1"));
+    assert!(after.metadata.annotations.is_none());
+    let (spec, trimmed) = (before.spec.unwrap(), after.spec.unwrap());
+    assert_eq!(trimmed.pod_cidr, spec.pod_cidr);
+    assert_eq!(trimmed.pod_cidrs, spec.pod_cidrs);
+    assert!(trimmed.provider_id.is_none());
+    let status = after.status.unwrap();
+    assert_eq!(status.addresses, before.status.unwrap().addresses);
+    assert!(status.capacity.is_none() && status.conditions.is_none());
+}

@@ -152,7 +152,7 @@ fn wire_bridge(
         }
         return Err(err);
     }
-    let host_mac = crate::netlink::link::get(&mut host_nl, &wired.host)
+    let host_mac = strait_netlink::link::get(&mut host_nl, &wired.host)
         .ok()
         .flatten()
         .map(|l| format_mac(&l.mac))

@@ -16,11 +16,11 @@ use crate::env::Attach;
 use crate::error::{CniError, ErrorCode};
 use crate::ipam::Attachment;
 use crate::names::{self, format_mac};
-use crate::netlink::{Netlink, link};
 use crate::netns::Netns;
 use crate::options::Mode;
 use crate::wiring::routed::{self, PodWiring, netlink_error};
 use crate::wiring::{bridge, vxlan};
+use strait_netlink::{Netlink, link};
 
 use super::{host_netlink, netns_error, open_store, store_error};
 

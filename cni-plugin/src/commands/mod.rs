@@ -11,10 +11,10 @@ use crate::config::NetworkConfig;
 use crate::env::Invocation;
 use crate::error::{CniError, ErrorCode};
 use crate::ipam::{Store, StoreError};
-use crate::netlink::Netlink;
 use crate::netns::NetnsError;
 use crate::options::Options;
 use crate::wiring::routed::netlink_error;
+use strait_netlink::Netlink;
 
 /// Run the command; `Ok(Some(json))` is the result to print (ADD only).
 pub fn execute(

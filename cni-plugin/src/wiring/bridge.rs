@@ -7,10 +7,10 @@ use std::net::IpAddr;
 use crate::error::{CniError, ErrorCode};
 use crate::ipam::RangeSet;
 use crate::names;
-use crate::netlink::link::{self, LinkState, VethEnd};
-use crate::netlink::route::{self, Route};
-use crate::netlink::{Netlink, addr};
 use crate::netns::Netns;
+use strait_netlink::link::{self, LinkState, VethEnd};
+use strait_netlink::route::{self, Route};
+use strait_netlink::{Netlink, addr};
 
 use super::routed::{Wired, netlink_error};
 

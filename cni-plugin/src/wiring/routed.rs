@@ -7,10 +7,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::error::{CniError, ErrorCode};
 use crate::names::{self, HOST_MAC};
-use crate::netlink::link::{self, VethEnd};
-use crate::netlink::route::{self, Route};
-use crate::netlink::{Netlink, NetlinkError, addr, neigh};
 use crate::netns::Netns;
+use strait_netlink::link::{self, VethEnd};
+use strait_netlink::route::{self, Route};
+use strait_netlink::{Netlink, NetlinkError, addr, neigh};
 
 use super::sysctl;
 

@@ -28,9 +28,9 @@ use serde_json::Value;
 
 use crate::error::{CniError, ErrorCode};
 use crate::names;
-use crate::netlink::link::{self, Vxlan};
-use crate::netlink::route::{self, Route};
-use crate::netlink::{Netlink, neigh};
+use strait_netlink::link::{self, Vxlan};
+use strait_netlink::route::{self, Route};
+use strait_netlink::{Netlink, neigh};
 
 use super::routed::netlink_error;
 

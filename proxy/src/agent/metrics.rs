@@ -28,6 +28,10 @@ pub struct AgentMetrics {
     pub map_entries: Family<MapLabel, Gauge>,
     /// Capacity per map.
     pub map_capacity: Family<MapLabel, Gauge>,
+    /// Routes to other nodes' pod CIDRs installed (`--node-routes`).
+    pub node_routes: Gauge,
+    /// Node route syncs that failed.
+    pub node_route_errors: Counter,
 }
 
 impl Default for AgentMetrics {
@@ -56,6 +60,18 @@ impl Default for AgentMetrics {
         registry.register("sync_errors", "Syncs that failed", sync_errors.clone());
         registry.register("map_entries", "Entries in use per map", map_entries.clone());
         registry.register("map_capacity", "Capacity per map", map_capacity.clone());
+        let node_routes = Gauge::default();
+        let node_route_errors = Counter::default();
+        registry.register(
+            "node_routes",
+            "Routes to other nodes' pod CIDRs installed",
+            node_routes.clone(),
+        );
+        registry.register(
+            "node_route_errors",
+            "Node route syncs that failed",
+            node_route_errors.clone(),
+        );
         Self {
             registry,
             frontends,
@@ -64,6 +80,8 @@ impl Default for AgentMetrics {
             sync_errors,
             map_entries,
             map_capacity,
+            node_routes,
+            node_route_errors,
         }
     }
 }

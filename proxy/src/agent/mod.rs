@@ -5,8 +5,10 @@
 //! In [`ProxyMode::Iptables`] and [`ProxyMode::Nftables`] it loads no eBPF
 //! and writes kube-proxy's layout instead ([`crate::kube_layout`]), so the
 //! same cluster can be compared under both datapaths.
+pub mod cni_config;
 pub(crate) mod http;
 mod metrics;
+mod routes;
 
 use std::{
     future::Future,
@@ -80,6 +82,13 @@ pub struct AgentConfig {
     pub mode: ProxyMode,
     /// kube-proxy's settings for the iptables and nftables modes.
     pub rules: crate::kube_layout::Options,
+    /// Program routes to the other nodes' pod CIDRs via their InternalIPs
+    /// ([`crate::node_routes`]). Needs the nodes on one L2 segment and the
+    /// view to include Nodes.
+    pub node_routes: bool,
+    /// Write this node's CNI conflist here once its Node has pod CIDRs
+    /// ([`cni_config`]); needs the view to include Nodes.
+    pub write_cni_config: Option<PathBuf>,
 }
 
 /// Map sizes that fit `desired` with room to grow: at least the defaults,
@@ -125,6 +134,26 @@ pub async fn run(
     let (bound, server) = http::serve(config.listen, metrics.clone(), health_rx).await?;
     let _server = AbortOnDrop(server);
     tracing::info!(addr = %bound, mode = config.mode.name(), "serving /healthz and /metrics");
+    let _cni_config = config.write_cni_config.clone().map(|path| {
+        tracing::info!(path = %path.display(), "writing the CNI config from this Node's pod CIDRs");
+        AbortOnDrop(tokio::spawn(cni_config::follow(
+            view.clone(),
+            config.node_name.clone(),
+            path,
+        )))
+    });
+    let _routes = config.node_routes.then(|| {
+        tracing::info!(
+            protocol = crate::node_routes::ROUTE_PROTOCOL,
+            "programming routes to the other nodes' pod CIDRs"
+        );
+        AbortOnDrop(tokio::spawn(routes::follow(
+            view.clone(),
+            config.node_name.clone(),
+            config.resync,
+            metrics.clone(),
+        )))
+    });
     match config.mode.rules() {
         Some(mode) => {
             crate::kube_layout::agent_loop::run(&config, mode, view, shutdown, &metrics, &health_tx)

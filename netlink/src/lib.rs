@@ -1,0 +1,13 @@
+//! strait-netlink: netlink through netlink-packet-route on a small
+//! synchronous socket: the few link, address, route and neighbour operations
+//! the CNI plugin and the agent need. No async runtime, so the plugin stays
+//! fast to exec.
+
+pub mod addr;
+pub mod link;
+pub mod neigh;
+pub mod proto_route;
+pub mod route;
+pub mod socket;
+
+pub use socket::{Netlink, NetlinkError};
