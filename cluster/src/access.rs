@@ -99,14 +99,23 @@ impl Component {
     }
 
     /// What the component writes besides watching: the ingress controller
-    /// publishes its load-balancer address in `ingresses/status`.
+    /// publishes its load-balancer address in `ingresses/status` and records
+    /// problems as Events on the Ingresses (created, then patched as a
+    /// series when they repeat).
     pub fn writes(self) -> &'static [ApiAccess] {
         match self {
-            Component::Ingress => &[ApiAccess {
-                api_group: "networking.k8s.io",
-                resource: "ingresses/status",
-                verbs: &["patch"],
-            }],
+            Component::Ingress => &[
+                ApiAccess {
+                    api_group: "networking.k8s.io",
+                    resource: "ingresses/status",
+                    verbs: &["patch"],
+                },
+                ApiAccess {
+                    api_group: "events.k8s.io",
+                    resource: "events",
+                    verbs: &["create", "patch"],
+                },
+            ],
             Component::Agent | Component::Dns => &[],
         }
     }
@@ -148,10 +157,15 @@ mod tests {
     }
 
     #[test]
-    fn ingress_rules_include_status_patch() {
+    fn ingress_rules_include_status_patch_and_events() {
         let rules = Component::Ingress.rules();
-        assert_eq!(rules.len(), 6);
+        assert_eq!(rules.len(), 7);
         assert!(rules.iter().any(|r| r.resource == "ingresses/status"));
+        assert!(
+            rules
+                .iter()
+                .any(|r| r.api_group == "events.k8s.io" && r.verbs == ["create", "patch"])
+        );
         assert!(Component::Agent.writes().is_empty());
     }
 }

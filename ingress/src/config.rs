@@ -42,6 +42,9 @@ pub struct IngressConfig {
     pub access_log: bool,
     /// Writing `status.loadBalancer.ingress`.
     pub status: StatusConfig,
+    /// Record problems as Kubernetes Events on their Ingress (needs an API
+    /// server: off with `--manifests`).
+    pub events: bool,
 }
 
 impl Default for IngressConfig {
@@ -57,6 +60,7 @@ impl Default for IngressConfig {
             max_attempts: 3,
             access_log: true,
             status: StatusConfig::default(),
+            events: false,
         }
     }
 }

@@ -35,6 +35,7 @@ pub mod canary;
 pub mod class;
 pub mod config;
 mod error;
+mod events;
 pub mod matching;
 pub mod metrics;
 pub mod proxy;

@@ -11,6 +11,7 @@ use strait_cluster::{ClusterSnapshot, ClusterView};
 use tokio::sync::watch;
 
 use crate::build::{BuildReport, Built, ConfigBuilder, Problem};
+use crate::events::EventSink;
 use crate::metrics::Metrics;
 use crate::router::Router;
 use crate::status::StatusPlanner;
@@ -37,10 +38,15 @@ impl Targets {
 }
 
 /// Logs what changed in the report: new problems as warnings, solved ones
-/// as info, and a summary line.
-pub(crate) fn log_report(report: &BuildReport, previous: &mut BTreeSet<Problem>, generation: u64) {
+/// as info, and a summary line. Returns the new problems (for events).
+pub(crate) fn log_report(
+    report: &BuildReport,
+    previous: &mut BTreeSet<Problem>,
+    generation: u64,
+) -> Vec<Problem> {
     let current: BTreeSet<Problem> = report.problems.iter().cloned().collect();
-    for p in current.difference(previous) {
+    let new: Vec<Problem> = current.difference(previous).cloned().collect();
+    for p in &new {
         tracing::warn!(ingress = %p.ingress, problem = %p.message, "ingress problem");
     }
     for p in previous.difference(&current) {
@@ -55,6 +61,7 @@ pub(crate) fn log_report(report: &BuildReport, previous: &mut BTreeSet<Problem>,
         "ingress configuration built"
     );
     *previous = current;
+    new
 }
 
 /// Rebuilds on every snapshot until `shutdown` flips. If the view's
@@ -65,6 +72,7 @@ pub(crate) async fn run(
     targets: Targets,
     mut problems: BTreeSet<Problem>,
     status: StatusPlanner,
+    events: Option<EventSink>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
@@ -95,7 +103,10 @@ pub(crate) async fn run(
                 return;
             }
         };
-        log_report(&built.report, &mut problems, generation);
+        let new = log_report(&built.report, &mut problems, generation);
+        if let Some(events) = &events {
+            events.problems(&snapshot_for_status, &new);
+        }
         status.offer(&snapshot_for_status, &built.report.served);
         targets.publish(built);
     }

@@ -76,6 +76,32 @@ impl IngressServer {
         })
     }
 
+    /// Starts the event recorder (with the API client from the
+    /// environment, as the status writer does); without a client problems
+    /// are only logged.
+    async fn start_events(
+        tasks: &mut JoinSet<()>,
+        shutdown: &watch::Receiver<bool>,
+    ) -> Option<crate::events::EventSink> {
+        match kube::Client::try_default().await {
+            Ok(client) => {
+                let (sink, queue) = crate::events::channel();
+                let instance = std::env::var("POD_NAME").ok();
+                tasks.spawn(crate::events::run(
+                    client,
+                    instance,
+                    queue,
+                    shutdown.clone(),
+                ));
+                Some(sink)
+            }
+            Err(error) => {
+                tracing::error!(%error, "no Kubernetes client for events; problems are only logged");
+                None
+            }
+        }
+    }
+
     /// The bound plain-HTTP address.
     pub fn http_addr(&self) -> Option<SocketAddr> {
         self.http.as_ref().and_then(|l| l.local_addr().ok())
@@ -111,7 +137,7 @@ impl IngressServer {
             .map_err(|_| IngressError::ViewStopped)?;
         let built = builder.build(&snapshot);
         let mut problems = BTreeSet::new();
-        reload::log_report(&built.report, &mut problems, snapshot.generation());
+        let first = reload::log_report(&built.report, &mut problems, snapshot.generation());
         let (status_planner, status_updates) = StatusPlanner::new(&config.status);
         status_planner.offer(&snapshot, &built.report.served);
 
@@ -129,12 +155,21 @@ impl IngressServer {
 
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
+        let events = if config.events {
+            Self::start_events(&mut tasks, &shutdown_rx).await
+        } else {
+            None
+        };
+        if let Some(events) = &events {
+            events.problems(&snapshot, &first);
+        }
         tasks.spawn(reload::run(
             view,
             builder,
             targets,
             problems,
             status_planner,
+            events,
             shutdown_rx.clone(),
         ));
         if config.status.publish.is_some() {

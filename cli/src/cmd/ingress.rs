@@ -181,6 +181,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 StatusWrite::Api
             },
         },
+        // Events need an API server to write to.
+        events: args.manifests.is_none(),
         ..IngressConfig::default()
     };
     runtime()?.block_on(async move {
