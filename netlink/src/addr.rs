@@ -3,17 +3,11 @@
 use std::net::IpAddr;
 
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
+use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
-use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
+use super::family::family;
 use super::{Netlink, NetlinkError};
-
-fn family(ip: IpAddr) -> AddressFamily {
-    match ip {
-        IpAddr::V4(_) => AddressFamily::Inet,
-        IpAddr::V6(_) => AddressFamily::Inet6,
-    }
-}
 
 /// Add `ip/prefix` to the link `index`. IPv6 addresses skip duplicate
 /// address detection: the address is ours by IPAM, and DAD would hold it

@@ -4,6 +4,7 @@
 //! fast to exec.
 
 pub mod addr;
+mod family;
 pub mod link;
 pub mod neigh;
 pub mod proto_route;

@@ -10,6 +10,7 @@ use netlink_packet_route::neighbour::{
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
+use super::family::family;
 use super::{Netlink, NetlinkError};
 
 /// Install (or replace) a permanent neighbour entry `ip -> mac` on link
@@ -21,10 +22,7 @@ pub fn add_permanent(
     mac: [u8; 6],
 ) -> Result<(), NetlinkError> {
     let mut msg = NeighbourMessage::default();
-    msg.header.family = match ip {
-        IpAddr::V4(_) => AddressFamily::Inet,
-        IpAddr::V6(_) => AddressFamily::Inet6,
-    };
+    msg.header.family = family(ip);
     msg.header.ifindex = index;
     msg.header.state = NeighbourState::Permanent;
     let dst = match ip {
@@ -46,10 +44,7 @@ pub fn add_permanent(
 /// proxy ARP, for a pod whose permanent gateway entry was flushed.
 pub fn add_proxy(nl: &mut Netlink, index: u32, ip: IpAddr) -> Result<(), NetlinkError> {
     let mut msg = NeighbourMessage::default();
-    msg.header.family = match ip {
-        IpAddr::V4(_) => AddressFamily::Inet,
-        IpAddr::V6(_) => AddressFamily::Inet6,
-    };
+    msg.header.family = family(ip);
     msg.header.ifindex = index;
     msg.header.flags = NeighbourFlags::Proxy;
     let dst = match ip {

@@ -6,11 +6,12 @@
 use std::net::IpAddr;
 
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_REPLACE};
+use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
 };
-use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
+use super::family::family;
 use super::{Netlink, NetlinkError};
 
 /// A route to a prefix via a gateway in the main table, tagged with a
@@ -26,13 +27,6 @@ pub struct ProtoRoute {
     pub gateway: Option<IpAddr>,
     /// The routing protocol number (`rtm_protocol`) the route carries.
     pub protocol: u8,
-}
-
-fn family(ip: IpAddr) -> AddressFamily {
-    match ip {
-        IpAddr::V4(_) => AddressFamily::Inet,
-        IpAddr::V6(_) => AddressFamily::Inet6,
-    }
 }
 
 fn message(route: &ProtoRoute) -> RouteMessage {
@@ -71,14 +65,9 @@ pub fn replace(nl: &mut Netlink, route: &ProtoRoute) -> Result<(), NetlinkError>
 /// route is success. The protocol in the request makes the kernel refuse
 /// to delete a route with the same destination that someone else owns.
 pub fn delete(nl: &mut Netlink, route: &ProtoRoute) -> Result<(), NetlinkError> {
-    match nl.request(
-        || format!("deleting route {}/{}", route.dst, route.prefix),
-        RouteNetlinkMessage::DelRoute(message(route)),
-        0,
-    ) {
-        Err(e) if !e.is_not_found() => Err(e),
-        _ => Ok(()),
-    }
+    super::route::delete_message(nl, message(route), || {
+        format!("deleting route {}/{}", route.dst, route.prefix)
+    })
 }
 
 /// Every main-table route of `family_of`'s address family that carries
@@ -88,51 +77,16 @@ pub fn list(
     family_of: IpAddr,
     protocol: u8,
 ) -> Result<Vec<ProtoRoute>, NetlinkError> {
-    let mut req = RouteMessage::default();
-    req.header.address_family = family(family_of);
-    let all = nl.dump(
-        || format!("listing routes of protocol {protocol}"),
-        RouteNetlinkMessage::GetRoute(req),
-    )?;
-    let unspecified = match family_of {
-        IpAddr::V4(_) => IpAddr::from([0u8; 4]),
-        IpAddr::V6(_) => IpAddr::from([0u8; 16]),
-    };
-    Ok(all
-        .iter()
-        .filter_map(|m| match m {
-            RouteNetlinkMessage::NewRoute(r)
-                if r.header.table == RouteHeader::RT_TABLE_MAIN
-                    && u8::from(r.header.protocol) == protocol =>
-            {
-                let mut route = ProtoRoute {
-                    dst: unspecified,
-                    prefix: r.header.destination_prefix_length,
-                    gateway: None,
-                    protocol,
-                };
-                for attr in &r.attributes {
-                    match attr {
-                        RouteAttribute::Destination(a) => {
-                            if let Some(ip) = route_ip(a) {
-                                route.dst = ip;
-                            }
-                        }
-                        RouteAttribute::Gateway(a) => route.gateway = route_ip(a),
-                        _ => {}
-                    }
-                }
-                Some(route)
-            }
-            _ => None,
-        })
-        .collect())
-}
-
-fn route_ip(addr: &RouteAddress) -> Option<IpAddr> {
-    match addr {
-        RouteAddress::Inet(v4) => Some(IpAddr::V4(*v4)),
-        RouteAddress::Inet6(v6) => Some(IpAddr::V6(*v6)),
-        _ => None,
-    }
+    Ok(super::route::list_main(nl, family_of, || {
+        format!("listing routes of protocol {protocol}")
+    })?
+    .into_iter()
+    .filter(|(_, p)| *p == protocol)
+    .map(|(r, _)| ProtoRoute {
+        dst: r.dst,
+        prefix: r.prefix,
+        gateway: r.gateway,
+        protocol,
+    })
+    .collect())
 }

@@ -4,12 +4,13 @@
 use std::net::IpAddr;
 
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
+use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteProtocol, RouteScope,
     RouteType,
 };
-use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
+use super::family::family;
 use super::{Netlink, NetlinkError};
 
 /// A route as the plugin installs and checks it: destination prefix, an
@@ -24,13 +25,6 @@ pub struct Route {
     pub gateway: Option<IpAddr>,
     /// Output interface index.
     pub oif: u32,
-}
-
-fn family(ip: IpAddr) -> AddressFamily {
-    match ip {
-        IpAddr::V4(_) => AddressFamily::Inet,
-        IpAddr::V6(_) => AddressFamily::Inet6,
-    }
 }
 
 fn message(route: &Route) -> RouteMessage {
@@ -82,24 +76,30 @@ pub fn replace(nl: &mut Netlink, route: &Route) -> Result<(), NetlinkError> {
 
 /// Remove a route; a missing route is success.
 pub fn delete(nl: &mut Netlink, route: &Route) -> Result<(), NetlinkError> {
-    match nl.request(
-        || format!("deleting route {}/{}", route.dst, route.prefix),
-        RouteNetlinkMessage::DelRoute(message(route)),
-        0,
-    ) {
-        Err(e) if !e.is_not_found() => Err(e),
-        _ => Ok(()),
-    }
+    delete_message(nl, message(route), || {
+        format!("deleting route {}/{}", route.dst, route.prefix)
+    })
 }
 
 /// Every route of the main table in `family_of`'s address family.
 pub fn list(nl: &mut Netlink, family_of: IpAddr) -> Result<Vec<Route>, NetlinkError> {
+    Ok(list_main(nl, family_of, || "listing routes".to_owned())?
+        .into_iter()
+        .map(|(route, _protocol)| route)
+        .collect())
+}
+
+/// The main table's routes of `family_of`'s family with the protocol
+/// number each carries: one parser for [`list`] and
+/// [`crate::proto_route::list`].
+pub(crate) fn list_main(
+    nl: &mut Netlink,
+    family_of: IpAddr,
+    what: impl Fn() -> String,
+) -> Result<Vec<(Route, u8)>, NetlinkError> {
     let mut req = RouteMessage::default();
     req.header.address_family = family(family_of);
-    let all = nl.dump(
-        || "listing routes".to_owned(),
-        RouteNetlinkMessage::GetRoute(req),
-    )?;
+    let all = nl.dump(what, RouteNetlinkMessage::GetRoute(req))?;
     let unspecified = match family_of {
         IpAddr::V4(_) => IpAddr::from([0u8; 4]),
         IpAddr::V6(_) => IpAddr::from([0u8; 16]),
@@ -126,11 +126,23 @@ pub fn list(nl: &mut Netlink, family_of: IpAddr) -> Result<Vec<Route>, NetlinkEr
                         _ => {}
                     }
                 }
-                Some(route)
+                Some((route, u8::from(r.header.protocol)))
             }
             _ => None,
         })
         .collect())
+}
+
+/// Sends a route deletion; a route already gone is success.
+pub(crate) fn delete_message(
+    nl: &mut Netlink,
+    msg: RouteMessage,
+    what: impl FnOnce() -> String,
+) -> Result<(), NetlinkError> {
+    match nl.request(what, RouteNetlinkMessage::DelRoute(msg), 0) {
+        Err(e) if !e.is_not_found() => Err(e),
+        _ => Ok(()),
+    }
 }
 
 fn route_ip(addr: &RouteAddress) -> Option<IpAddr> {
