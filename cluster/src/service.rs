@@ -41,6 +41,19 @@ pub enum ServiceType {
     ExternalName,
 }
 
+impl ServiceType {
+    /// The API's spelling (`spec.type`), for output operators compare with
+    /// `kubectl get services`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceType::ClusterIp => "ClusterIP",
+            ServiceType::NodePort => "NodePort",
+            ServiceType::LoadBalancer => "LoadBalancer",
+            ServiceType::ExternalName => "ExternalName",
+        }
+    }
+}
+
 /// `externalTrafficPolicy` / `internalTrafficPolicy`.
 ///
 /// It exists so the proxy can pick [`Scope`](crate::Scope) without string
@@ -206,6 +219,21 @@ mod tests {
             spec: Some(spec),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn type_names_round_trip_the_api_spelling() {
+        for name in ["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"] {
+            let s = svc(ServiceSpec {
+                type_: Some(name.into()),
+                ..ServiceSpec::default()
+            });
+            assert_eq!(service_type(&s).as_str(), name);
+        }
+        assert_eq!(
+            service_type(&svc(ServiceSpec::default())).as_str(),
+            "ClusterIP"
+        );
     }
 
     #[test]

@@ -90,7 +90,7 @@ pub fn summary(paths: &LabPaths) -> Result<String> {
             out,
             "  {:<30} {:<13} {:<16} {}",
             format!("{}/{}", key.namespace.as_deref().unwrap_or(""), key.name),
-            format!("{kind:?}"),
+            kind.as_str(),
             vip,
             target
         );
