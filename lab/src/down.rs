@@ -113,24 +113,14 @@ fn detach_agent(state: &LabState, cgroup: &Path, bpffs: &Path) -> Result<()> {
     if !bpffs.exists() {
         return Ok(());
     }
-    let out = Command::new(&state.strait_bin)
-        .args(["agent", "cleanup", "--cgroup-root"])
-        .arg(cgroup)
-        .arg("--bpffs")
-        .arg(bpffs)
-        .output()
-        .map_err(|e| LabError::Command {
-            command: format!("{} agent cleanup", state.strait_bin.display()),
-            detail: e.to_string(),
-        })?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(LabError::Command {
-            command: format!("strait agent cleanup --bpffs {}", bpffs.display()),
-            detail: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-        })
-    }
+    run_cleanup(
+        Command::new(&state.strait_bin)
+            .args(["agent", "cleanup", "--cgroup-root"])
+            .arg(cgroup)
+            .arg("--bpffs")
+            .arg(bpffs),
+        format!("strait agent cleanup --bpffs {}", bpffs.display()),
+    )
 }
 
 /// Removes a node's kube-proxy-layout rules with the agent's own cleanup,
@@ -142,24 +132,13 @@ fn remove_rules(state: &LabState, netns: &str) -> Result<()> {
         return Ok(());
     }
     let mode = state.proxy.as_str();
-    let command = format!("ip netns exec {netns} strait agent cleanup --mode {mode}");
-    let out = Command::new("ip")
-        .args(["netns", "exec", netns])
-        .arg(&state.strait_bin)
-        .args(["agent", "cleanup", "--mode", mode])
-        .output()
-        .map_err(|e| LabError::Command {
-            command: command.clone(),
-            detail: e.to_string(),
-        })?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(LabError::Command {
-            command,
-            detail: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-        })
-    }
+    run_cleanup(
+        Command::new("ip")
+            .args(["netns", "exec", netns])
+            .arg(&state.strait_bin)
+            .args(["agent", "cleanup", "--mode", mode]),
+        format!("ip netns exec {netns} strait agent cleanup --mode {mode}"),
+    )
 }
 
 /// Something named like the lab's that may outlive a lost state file.
@@ -211,5 +190,22 @@ fn remove_dir(path: &Path) -> Result<()> {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(LabError::io("removing a directory", path)(e)),
+    }
+}
+
+/// Runs one of the agent's cleanup commands, failing with its stderr;
+/// `command` names it in the error.
+fn run_cleanup(cmd: &mut Command, command: String) -> Result<()> {
+    let out = cmd.output().map_err(|e| LabError::Command {
+        command: command.clone(),
+        detail: e.to_string(),
+    })?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(LabError::Command {
+            command,
+            detail: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        })
     }
 }
