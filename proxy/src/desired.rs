@@ -31,9 +31,35 @@ pub struct FrontendSpec {
     /// `SVC_F_EXTERNAL`, plus `SVC_F_EXT_LOCAL` and `SVC_F_NODEPORT`; 0 for a
     /// ClusterIP frontend.
     pub external_flags: u16,
+    /// External frontends: the backends traffic from outside the node is
+    /// balanced over (`externalTrafficPolicy` applied), sorted. `backends`
+    /// then holds what pods and the node itself reach through the socket
+    /// hooks: the service's cluster-wide set, as kube-proxy sends
+    /// in-cluster traffic to external addresses. Empty for ClusterIPs.
+    pub external_backends: Vec<SocketAddr>,
     /// `loadBalancerSourceRanges` of a LoadBalancer IP frontend, sorted
-    /// (with `SVC_F_SOURCE_RANGES`); empty: every client.
-    pub source_ranges: Vec<ipnetwork::Ipv4Network>,
+    /// (with `SVC_F_SOURCE_RANGES`), of the frontend's family; empty:
+    /// every client.
+    pub source_ranges: Vec<ipnetwork::IpNetwork>,
+}
+
+impl FrontendSpec {
+    /// Every backend slot of the frontend, in slot order, and the external
+    /// window `(offset, count)` over them: the external backends share the
+    /// socket hooks' slots when the sets are equal, and follow them
+    /// otherwise.
+    pub fn slot_layout(&self) -> (Vec<SocketAddr>, u16, u16) {
+        if self.external_flags == 0 {
+            return (self.backends.clone(), 0, 0);
+        }
+        let ext = self.external_backends.len() as u16;
+        if self.external_backends == self.backends {
+            return (self.backends.clone(), 0, ext);
+        }
+        let mut all = self.backends.clone();
+        all.extend_from_slice(&self.external_backends);
+        (all, self.backends.len() as u16, ext)
+    }
 }
 
 /// The frontend flags that describe external traffic.
@@ -93,6 +119,7 @@ pub fn service_frontends(
                     .collect(),
                 affinity_timeout,
                 external_flags: 0,
+                external_backends: Vec::new(),
                 source_ranges: Vec::new(),
             };
             out.push((
@@ -109,9 +136,10 @@ pub fn service_frontends(
     out
 }
 
-/// NodePort, LoadBalancer-IP and externalIP frontends (IPv4: the tc
-/// datapath is IPv4-only for now), balancing over the endpoints that
-/// `externalTrafficPolicy` allows from this node.
+/// NodePort, LoadBalancer-IP and externalIP frontends of both families,
+/// balancing external traffic over the endpoints `externalTrafficPolicy`
+/// allows from this node. Like kube-proxy's per-family proxiers, a family
+/// is served only when the service has a cluster IP of it.
 fn external_frontends(
     snapshot: &ClusterSnapshot,
     namespace: &str,
@@ -124,6 +152,14 @@ fn external_frontends(
         service::service_type(svc),
         ServiceType::NodePort | ServiceType::LoadBalancer
     );
+    let families: Vec<bool> = {
+        let mut f: Vec<bool> = service::cluster_ips(svc)
+            .iter()
+            .map(IpAddr::is_ipv4)
+            .collect();
+        f.dedup();
+        f
+    };
     // externalIPs, then LoadBalancer IPs: only the latter are subject to
     // loadBalancerSourceRanges, as in kube-proxy.
     let mut addresses: Vec<(IpAddr, bool)> = service::external_ips(svc)
@@ -137,8 +173,94 @@ fn external_frontends(
                 .map(|ip| (ip, true)),
         );
     }
-    addresses.retain(|(ip, _)| ip.is_ipv4());
-    let mut ranges: Vec<ipnetwork::Ipv4Network> = svc
+    addresses.retain(|(ip, _)| families.contains(&ip.is_ipv4()));
+    if !node_port_type && addresses.is_empty() {
+        return out;
+    }
+    let ranges = source_ranges(key, svc);
+    let external_scope = Scope::external(svc, node_name);
+    let internal_scope = Scope::internal(svc, node_name);
+    let mut flags = SVC_F_EXTERNAL;
+    if matches!(external_scope, Scope::NodeLocal(_)) {
+        flags |= SVC_F_EXT_LOCAL;
+    }
+    let affinity_timeout = service::session_affinity_timeout(svc);
+    for sp in service::ports(svc) {
+        let (Some(port), Some(proto)) = (
+            strait_cluster::port_number(sp.port),
+            strait_cluster::service_port_protocol(sp).and_then(proto_number),
+        ) else {
+            continue;
+        };
+        let select = |scope: &Scope| -> Vec<SocketAddr> {
+            select_endpoints(svc, snapshot.slices_for(namespace, &key.name), sp, scope)
+                .iter()
+                .map(strait_cluster::Backend::socket_addr)
+                .collect()
+        };
+        let external = select(&external_scope);
+        let internal = select(&internal_scope);
+        let spec = |v4: bool, extra: u16, source_ranges: Vec<ipnetwork::IpNetwork>| {
+            let family = |list: &[SocketAddr]| -> Vec<SocketAddr> {
+                list.iter().filter(|b| b.is_ipv4() == v4).copied().collect()
+            };
+            FrontendSpec {
+                backends: family(&internal),
+                external_backends: family(&external),
+                // ClientIP affinity holds for external clients too (by address).
+                affinity_timeout,
+                external_flags: flags
+                    | extra
+                    | if source_ranges.is_empty() {
+                        0
+                    } else {
+                        SVC_F_SOURCE_RANGES
+                    },
+                source_ranges,
+            }
+        };
+        if node_port_type && let Some(node_port) = sp.node_port.and_then(|p| u16::try_from(p).ok())
+        {
+            for v4 in &families {
+                let wildcard = Frontend {
+                    vip: if *v4 {
+                        IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+                    } else {
+                        IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+                    },
+                    port: node_port,
+                    proto,
+                };
+                out.push((wildcard, spec(*v4, SVC_F_NODEPORT, Vec::new())));
+            }
+        }
+        for (addr, load_balancer) in &addresses {
+            let source_ranges = if *load_balancer {
+                ranges
+                    .iter()
+                    .filter(|r| r.is_ipv4() == addr.is_ipv4())
+                    .copied()
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            out.push((
+                Frontend {
+                    vip: *addr,
+                    port,
+                    proto,
+                },
+                spec(addr.is_ipv4(), 0, source_ranges),
+            ));
+        }
+    }
+    out
+}
+
+/// The service's `loadBalancerSourceRanges`, parsed, sorted and without
+/// duplicates; unparsable entries are logged and skipped.
+fn source_ranges(key: &ObjectKey, svc: &Service) -> Vec<ipnetwork::IpNetwork> {
+    let mut ranges: Vec<ipnetwork::IpNetwork> = svc
         .spec
         .as_ref()
         .and_then(|s| s.load_balancer_source_ranges.as_ref())
@@ -154,66 +276,7 @@ fn external_frontends(
         .collect();
     ranges.sort();
     ranges.dedup();
-    if !node_port_type && addresses.is_empty() {
-        return out;
-    }
-    let scope = Scope::external(svc, node_name);
-    let mut flags = SVC_F_EXTERNAL;
-    if matches!(scope, Scope::NodeLocal(_)) {
-        flags |= SVC_F_EXT_LOCAL;
-    }
-    for sp in service::ports(svc) {
-        let (Some(port), Some(proto)) = (
-            strait_cluster::port_number(sp.port),
-            strait_cluster::service_port_protocol(sp).and_then(proto_number),
-        ) else {
-            continue;
-        };
-        let backends: Vec<SocketAddr> =
-            select_endpoints(svc, snapshot.slices_for(namespace, &key.name), sp, &scope)
-                .iter()
-                .map(strait_cluster::Backend::socket_addr)
-                .filter(SocketAddr::is_ipv4)
-                .collect();
-        let spec = |extra: u16, source_ranges: Vec<ipnetwork::Ipv4Network>| FrontendSpec {
-            backends: backends.clone(),
-            // ClientIP affinity holds for external clients too (by address).
-            affinity_timeout: service::session_affinity_timeout(svc),
-            external_flags: flags
-                | extra
-                | if source_ranges.is_empty() {
-                    0
-                } else {
-                    SVC_F_SOURCE_RANGES
-                },
-            source_ranges,
-        };
-        if node_port_type && let Some(node_port) = sp.node_port.and_then(|p| u16::try_from(p).ok())
-        {
-            let wildcard = Frontend {
-                vip: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
-                port: node_port,
-                proto,
-            };
-            out.push((wildcard, spec(SVC_F_NODEPORT, Vec::new())));
-        }
-        for (addr, load_balancer) in &addresses {
-            let source_ranges = if *load_balancer {
-                ranges.clone()
-            } else {
-                Vec::new()
-            };
-            out.push((
-                Frontend {
-                    vip: *addr,
-                    port,
-                    proto,
-                },
-                spec(0, source_ranges),
-            ));
-        }
-    }
-    out
+    ranges
 }
 
 /// The VIPs of `state`, for callers that need to know which addresses are
@@ -318,6 +381,7 @@ endpoints:
             backends,
             affinity_timeout: None,
             external_flags: 0,
+            external_backends: Vec::new(),
             source_ranges: Vec::new(),
         }
     }
@@ -351,5 +415,71 @@ endpoints:
             state[&fe([10, 96, 0, 101], 80, PROTO_TCP)],
             spec(vec![be([10, 244, 2, 3], 8080)])
         );
+    }
+
+    /// External frontends keep both sets: pods and the node reach a Local
+    /// service's NodePort cluster-wide, outside traffic only node-local
+    /// endpoints; IPv6 NodePorts exist for the service's IPv6 family only.
+    #[test]
+    fn external_frontends_carry_both_backend_sets_per_family() {
+        let yaml = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: edge, namespace: default}
+spec:
+  type: NodePort
+  externalTrafficPolicy: Local
+  ipFamilies: [IPv4, IPv6]
+  clusterIPs: [10.96.0.50, "fd00:96::50"]
+  ports: [{name: http, port: 80, targetPort: 8080, nodePort: 30050}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: edge-4, namespace: default, labels: {kubernetes.io/service-name: edge}}
+addressType: IPv4
+ports: [{name: http, port: 8080}]
+endpoints:
+  - {addresses: [10.244.1.5], nodeName: node-1}
+  - {addresses: [10.244.2.5], nodeName: node-2}
+"#;
+        let report = ManifestLoader::parse_str("t.yaml", yaml);
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        let state = desired_state(&report.to_snapshot(), "node-2");
+        let be = |a: [u8; 4]| SocketAddr::new(IpAddr::V4(Ipv4Addr::from(a)), 8080);
+        let wildcard = |vip: IpAddr| Frontend {
+            vip,
+            port: 30050,
+            proto: PROTO_TCP,
+        };
+        let v4 = &state[&wildcard(IpAddr::V4(Ipv4Addr::UNSPECIFIED))];
+        assert_eq!(v4.backends, vec![be([10, 244, 1, 5]), be([10, 244, 2, 5])]);
+        assert_eq!(v4.external_backends, vec![be([10, 244, 2, 5])]);
+        assert_eq!(
+            v4.external_flags,
+            SVC_F_EXTERNAL | SVC_F_EXT_LOCAL | SVC_F_NODEPORT
+        );
+        // Slots: both for sockets, then node-2's for outside traffic.
+        assert_eq!(
+            v4.slot_layout(),
+            (
+                vec![
+                    be([10, 244, 1, 5]),
+                    be([10, 244, 2, 5]),
+                    be([10, 244, 2, 5])
+                ],
+                2,
+                1
+            )
+        );
+        // The IPv6 NodePort exists (the service has an IPv6 cluster IP) and
+        // has no IPv6 endpoints.
+        let v6 = &state[&wildcard(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED))];
+        assert!(v6.backends.is_empty() && v6.external_backends.is_empty());
+        // With the Cluster policy both sets are equal and share the slots.
+        let cluster = yaml.replace("externalTrafficPolicy: Local", "");
+        let report = ManifestLoader::parse_str("t.yaml", &cluster);
+        let state = desired_state(&report.to_snapshot(), "node-2");
+        let v4 = &state[&wildcard(IpAddr::V4(Ipv4Addr::UNSPECIFIED))];
+        assert_eq!(v4.slot_layout(), (v4.backends.clone(), 0, 2));
     }
 }

@@ -35,31 +35,60 @@ pub struct FrontendReport {
     /// What the cluster view wants.
     pub desired: FrontendSpec,
     /// What the kernel holds (`None`: the frontend is missing).
-    pub kernel: Option<(Vec<SocketAddr>, Option<u32>)>,
+    pub kernel: Option<KernelView>,
+}
+
+/// One frontend as the pinned maps hold it, sorted for comparison.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelView {
+    /// Backends the socket hooks choose from.
+    pub backends: Vec<SocketAddr>,
+    /// Backends external traffic is balanced over (external frontends).
+    pub external_backends: Vec<SocketAddr>,
+    /// The ClientIP affinity timeout, when set.
+    pub affinity: Option<u32>,
 }
 
 impl FrontendReport {
     /// Every difference between the kernel and the desired state.
     pub fn problems(&self) -> Vec<String> {
-        let Some((kernel, affinity)) = &self.kernel else {
+        let Some(kernel) = &self.kernel else {
             return vec!["frontend missing from the kernel maps".into()];
         };
-        let want: BTreeSet<_> = self.desired.backends.iter().collect();
-        let have: BTreeSet<_> = kernel.iter().collect();
         let mut out = Vec::new();
-        for b in want.difference(&have) {
-            out.push(format!("backend {b} missing from the kernel"));
+        compare(
+            &self.desired.backends,
+            &kernel.backends,
+            "backend",
+            &mut out,
+        );
+        if self.desired.external_flags != 0 {
+            compare(
+                &self.desired.external_backends,
+                &kernel.external_backends,
+                "external backend",
+                &mut out,
+            );
         }
-        for b in have.difference(&want) {
-            out.push(format!("backend {b} in the kernel but not desired"));
-        }
-        if *affinity != self.desired.affinity_timeout {
+        if kernel.affinity != self.desired.affinity_timeout {
             out.push(format!(
                 "affinity {:?} in the kernel, {:?} desired",
-                affinity, self.desired.affinity_timeout
+                kernel.affinity, self.desired.affinity_timeout
             ));
         }
         out
+    }
+}
+
+/// Adds a line to `out` for each backend only one side has.
+fn compare(want: &[SocketAddr], have: &[SocketAddr], what: &str, out: &mut Vec<String>) {
+    let want: BTreeSet<_> = want.iter().collect();
+    let have: BTreeSet<_> = have.iter().collect();
+    for b in want.difference(&have) {
+        out.push(format!("{what} {b} missing from the kernel"));
+    }
+    for b in have.difference(&want) {
+        out.push(format!("{what} {b} in the kernel but not desired"));
     }
 }
 
@@ -106,9 +135,15 @@ pub fn explain(
             .map(|(frontend, desired)| FrontendReport {
                 frontend,
                 kernel: kernel.frontends.get(&frontend).map(|k| {
-                    let mut b = kernel.backend_addrs(&frontend);
-                    b.sort();
-                    (b, k.affinity_timeout)
+                    let sorted = |mut b: Vec<SocketAddr>| {
+                        b.sort();
+                        b
+                    };
+                    KernelView {
+                        backends: sorted(kernel.backend_addrs(&frontend)),
+                        external_backends: sorted(kernel.external_backend_addrs(&frontend)),
+                        affinity: k.affinity_timeout,
+                    }
                 }),
                 desired,
             })
@@ -162,7 +197,12 @@ impl fmt::Display for Explanation {
                     addr(&r.frontend)
                 )?;
                 match &r.kernel {
-                    Some((k, _)) => writeln!(f, "    kernel:  {}", list(k))?,
+                    Some(k) => {
+                        writeln!(f, "    kernel:  {}", list(&k.backends))?;
+                        if r.desired.external_flags != 0 && k.external_backends != k.backends {
+                            writeln!(f, "    external: {}", list(&k.external_backends))?;
+                        }
+                    }
                     None => writeln!(f, "    kernel:  (missing)")?,
                 }
                 let problems = r.problems();

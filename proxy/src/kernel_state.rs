@@ -18,10 +18,14 @@ use crate::{Frontend, ProxyError};
 pub struct KernelFrontend {
     /// [`ServiceValue::id`] of the frontend.
     pub id: u32,
-    /// Backend ids in slot order (slots that are missing are skipped).
+    /// Backend ids of every slot, in slot order (slots that are missing are
+    /// skipped).
     pub backend_ids: Vec<u32>,
-    /// The number of slots the frontend entry announces.
+    /// The number of slots the socket hooks use (the first ones).
     pub count: u16,
+    /// The slots external traffic uses: `(offset, count)` (see
+    /// [`ServiceValue::ext_offset`]).
+    pub ext: (u16, u16),
     /// Affinity timeout, when the frontend has ClientIP affinity.
     pub affinity_timeout: Option<u32>,
     /// The external-traffic flags (`SVC_F_EXTERNAL`, `SVC_F_EXT_LOCAL`,
@@ -95,10 +99,11 @@ impl KernelState {
                 fe,
                 KernelFrontend {
                     id: value.id,
-                    backend_ids: (1..=value.count)
+                    backend_ids: (1..=total_slots(&value))
                         .filter_map(|s| fe_slots.get(&s).copied())
                         .collect(),
                     count: value.count,
+                    ext: (value.ext_offset, value.ext_count),
                     affinity_timeout: (value.flags & SVC_F_AFFINITY != 0)
                         .then_some(value.affinity_timeout),
                     external_flags: value.flags & crate::desired::EXTERNAL_FLAGS,
@@ -111,16 +116,42 @@ impl KernelState {
         Ok(state)
     }
 
-    /// The backend addresses of `frontend`, in slot order.
+    /// The backend addresses the socket hooks use for `frontend`, in slot
+    /// order.
     pub fn backend_addrs(&self, frontend: &Frontend) -> Vec<SocketAddr> {
+        self.slot_addrs(frontend, |f| (0, f.count))
+    }
+
+    /// The backend addresses external traffic to `frontend` is balanced
+    /// over, in slot order.
+    pub fn external_backend_addrs(&self, frontend: &Frontend) -> Vec<SocketAddr> {
+        self.slot_addrs(frontend, |f| f.ext)
+    }
+
+    fn slot_addrs(
+        &self,
+        frontend: &Frontend,
+        window: impl Fn(&KernelFrontend) -> (u16, u16),
+    ) -> Vec<SocketAddr> {
         self.frontends
             .get(frontend)
             .map(|f| {
+                let (offset, count) = window(f);
                 f.backend_ids
                     .iter()
+                    .skip(usize::from(offset))
+                    .take(usize::from(count))
                     .filter_map(|id| self.backends.get(id).map(|(a, _)| *a))
                     .collect()
             })
             .unwrap_or_default()
     }
+}
+
+/// Slots a frontend entry uses: the socket hooks' and the external window,
+/// whichever reaches further.
+pub fn total_slots(value: &ServiceValue) -> u16 {
+    value
+        .count
+        .max(value.ext_offset.saturating_add(value.ext_count))
 }

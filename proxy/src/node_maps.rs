@@ -3,11 +3,14 @@
 //! without SNAT), the node's SNAT address, and the conntrack table's
 //! garbage collection.
 use std::collections::BTreeSet;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use aya::maps::{Array, HashMap, Map, MapData};
 use strait_cluster::ClusterSnapshot;
-use strait_ebpf_common::{CT_F_CLOSING, CtKey, CtValue, NodeConfig, PROTO_TCP, maps};
+use strait_ebpf_common::{
+    AddrKey, CT_F_CLOSING, CtKey, CtValue, NodeConfig, PROTO_TCP, addr_from_words, addr_key,
+    addr_to_words, maps,
+};
 
 use crate::ProxyError;
 
@@ -21,22 +24,31 @@ pub const CT_CLOSING_IDLE_NS: u64 = 10 * 1_000_000_000;
 
 /// Owns the node maps and remembers what it wrote.
 pub struct NodeMaps {
-    addrs: HashMap<MapData, u32, u32>,
-    local: HashMap<MapData, u32, u32>,
+    addrs: HashMap<MapData, AddrKey, u32>,
+    local: HashMap<MapData, AddrKey, u32>,
     config: Array<MapData, NodeConfig>,
     /// An LRU hash in the kernel; aya reads both kinds as `HashMap`.
     conntrack: HashMap<MapData, CtKey, CtValue>,
-    known_addrs: BTreeSet<Ipv4Addr>,
-    known_local: BTreeSet<Ipv4Addr>,
-    primary: Option<Ipv4Addr>,
+    known_addrs: BTreeSet<IpAddr>,
+    known_local: BTreeSet<IpAddr>,
+    primary: (Option<Ipv4Addr>, Option<Ipv6Addr>),
+}
+
+/// Where this node serves NodePorts and which addresses SNATed flows leave
+/// with, per family.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeAddresses {
+    /// Addresses NodePorts answer on (after the `--nodeport-addresses`
+    /// filter).
+    pub all: BTreeSet<IpAddr>,
+    /// The first IPv4 address of the external interface.
+    pub primary_v4: Option<Ipv4Addr>,
+    /// The first global IPv6 address of the external interface.
+    pub primary_v6: Option<Ipv6Addr>,
 }
 
 fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> ProxyError {
     move |source| ProxyError::Map { map, source }
-}
-
-fn word(ip: Ipv4Addr) -> u32 {
-    u32::from_ne_bytes(ip.octets())
 }
 
 impl NodeMaps {
@@ -46,15 +58,15 @@ impl NodeMaps {
         config: Map,
         conntrack: Map,
     ) -> Result<Self, ProxyError> {
-        let addrs: HashMap<MapData, u32, u32> =
+        let addrs: HashMap<MapData, AddrKey, u32> =
             HashMap::try_from(addrs).map_err(map_err(maps::NODE_ADDRS))?;
-        let local: HashMap<MapData, u32, u32> =
+        let local: HashMap<MapData, AddrKey, u32> =
             HashMap::try_from(local).map_err(map_err(maps::LOCAL_ENDPOINTS))?;
         // Recover what a previous agent wrote, so the next sync only diffs.
-        let decode = |m: &HashMap<MapData, u32, u32>| -> BTreeSet<Ipv4Addr> {
+        let decode = |m: &HashMap<MapData, AddrKey, u32>| -> BTreeSet<IpAddr> {
             m.keys()
                 .filter_map(Result::ok)
-                .map(|w| Ipv4Addr::from(w.to_ne_bytes()))
+                .filter_map(|k| addr_from_words(k.addr, k.family))
                 .collect()
         };
         let known_addrs = decode(&addrs);
@@ -66,33 +78,34 @@ impl NodeMaps {
             conntrack: HashMap::try_from(conntrack).map_err(map_err(maps::CONNTRACK))?,
             known_addrs,
             known_local,
-            primary: None,
+            primary: (None, None),
         })
     }
 
-    /// Makes the node address map equal to `addrs`, and `primary` the
-    /// address SNATed flows leave with. Returns whether anything changed.
-    pub fn set_addresses(
-        &mut self,
-        addrs: &BTreeSet<Ipv4Addr>,
-        primary: Option<Ipv4Addr>,
-    ) -> Result<bool, ProxyError> {
+    /// Makes the node address map equal to `addrs.all`, and the primary
+    /// addresses the ones SNATed flows leave with. Returns whether anything
+    /// changed.
+    pub fn set_addresses(&mut self, addrs: &NodeAddresses) -> Result<bool, ProxyError> {
         let mut changed = false;
-        for ip in addrs.difference(&self.known_addrs.clone()) {
+        for ip in addrs.all.difference(&self.known_addrs.clone()) {
             self.addrs
-                .insert(word(*ip), 1, 0)
+                .insert(addr_key(*ip), 1, 0)
                 .map_err(map_err(maps::NODE_ADDRS))?;
             changed = true;
         }
-        for ip in self.known_addrs.difference(addrs) {
-            let _ = self.addrs.remove(&word(*ip));
+        for ip in self.known_addrs.difference(&addrs.all) {
+            let _ = self.addrs.remove(&addr_key(*ip));
             changed = true;
         }
-        self.known_addrs = addrs.clone();
+        self.known_addrs = addrs.all.clone();
+        let primary = (addrs.primary_v4, addrs.primary_v6);
         if primary != self.primary {
             let cfg = NodeConfig {
-                primary_v4: primary.map_or(0, word),
+                primary_v4: primary.0.map_or(0, |ip| addr_to_words(IpAddr::V4(ip)).0[0]),
                 pad: 0,
+                primary_v6: primary
+                    .1
+                    .map_or([0; 4], |ip| addr_to_words(IpAddr::V6(ip)).0),
             };
             self.config
                 .set(0, cfg, 0)
@@ -104,17 +117,14 @@ impl NodeMaps {
     }
 
     /// Makes the local endpoint map equal to `endpoints`.
-    pub fn set_local_endpoints(
-        &mut self,
-        endpoints: &BTreeSet<Ipv4Addr>,
-    ) -> Result<(), ProxyError> {
+    pub fn set_local_endpoints(&mut self, endpoints: &BTreeSet<IpAddr>) -> Result<(), ProxyError> {
         for ip in endpoints.difference(&self.known_local.clone()) {
             self.local
-                .insert(word(*ip), 1, 0)
+                .insert(addr_key(*ip), 1, 0)
                 .map_err(map_err(maps::LOCAL_ENDPOINTS))?;
         }
         for ip in self.known_local.difference(endpoints) {
-            let _ = self.local.remove(&word(*ip));
+            let _ = self.local.remove(&addr_key(*ip));
         }
         self.known_local = endpoints.clone();
         Ok(())
@@ -156,9 +166,9 @@ impl NodeMaps {
     }
 }
 
-/// IPv4 addresses of endpoints on `node` (any service), from the
-/// EndpointSlices' `nodeName`.
-pub fn local_endpoints(snapshot: &ClusterSnapshot, node: &str) -> BTreeSet<Ipv4Addr> {
+/// Addresses of endpoints on `node` (any service, both families), from
+/// the EndpointSlices' `nodeName`.
+pub fn local_endpoints(snapshot: &ClusterSnapshot, node: &str) -> BTreeSet<IpAddr> {
     snapshot
         .endpoint_slices()
         .values()
@@ -166,43 +176,52 @@ pub fn local_endpoints(snapshot: &ClusterSnapshot, node: &str) -> BTreeSet<Ipv4A
         .filter(|e| e.node_name.as_deref() == Some(node))
         .flat_map(|e| e.addresses.iter())
         .filter_map(|a| a.parse::<IpAddr>().ok())
-        .filter_map(|ip| match ip {
-            IpAddr::V4(v4) => Some(v4),
-            IpAddr::V6(_) => None,
-        })
         .collect()
 }
 
-/// This node's IPv4 addresses (all interfaces but loopback), filtered by
-/// kube-proxy's `--nodeport-addresses` CIDRs when given, and the first
-/// address of `interface` as the SNAT source.
-pub fn node_addresses(
-    interface: &str,
-    cidrs: &[ipnetwork::Ipv4Network],
-) -> (BTreeSet<Ipv4Addr>, Option<Ipv4Addr>) {
-    let mut all = BTreeSet::new();
-    let mut primary = None;
+/// Whether NodePorts are served on `ip` by default: not loopback (kube-proxy
+/// adds 127.0.0.0/8 for IPv4 through the socket hooks only) and not IPv6
+/// link-local, which names no node from another link.
+fn serves_node_ports(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => !v4.is_loopback(),
+        IpAddr::V6(v6) => !v6.is_loopback() && !v6.is_unicast_link_local(),
+    }
+}
+
+/// This node's addresses (all interfaces, both families, not loopback or
+/// IPv6 link-local), filtered by kube-proxy's `--nodeport-addresses` CIDRs
+/// when given, and the first address of each family on `interface` as the
+/// SNAT source.
+pub fn node_addresses(interface: &str, cidrs: &[ipnetwork::IpNetwork]) -> NodeAddresses {
+    let mut out = NodeAddresses::default();
     let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
-        return (all, primary);
+        return out;
     };
     for ifa in addrs {
-        let Some(v4) = ifa
-            .address
-            .as_ref()
-            .and_then(|a| a.as_sockaddr_in())
-            .map(|s| s.ip())
-        else {
+        let Some(sa) = ifa.address.as_ref() else {
             continue;
         };
-        if v4.is_loopback() {
+        let ip = if let Some(v4) = sa.as_sockaddr_in() {
+            IpAddr::V4(v4.ip())
+        } else if let Some(v6) = sa.as_sockaddr_in6() {
+            IpAddr::V6(v6.ip())
+        } else {
+            continue;
+        };
+        if !serves_node_ports(ip) {
             continue;
         }
-        if ifa.interface_name == interface && primary.is_none() {
-            primary = Some(v4);
+        if ifa.interface_name == interface {
+            match ip {
+                IpAddr::V4(v4) if out.primary_v4.is_none() => out.primary_v4 = Some(v4),
+                IpAddr::V6(v6) if out.primary_v6.is_none() => out.primary_v6 = Some(v6),
+                _ => {}
+            }
         }
-        if cidrs.is_empty() || cidrs.iter().any(|c| c.contains(v4)) {
-            all.insert(v4);
+        if cidrs.is_empty() || cidrs.iter().any(|c| c.contains(ip)) {
+            out.all.insert(ip);
         }
     }
-    (all, primary)
+    out
 }

@@ -3,17 +3,17 @@
 //! then the frontend's backend count; removals in the reverse order.
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap as StdHashMap},
-    net::{IpAddr, Ipv4Addr, SocketAddr},
+    net::{IpAddr, SocketAddr},
 };
 
 use aya::maps::{
     HashMap, Map, MapData, MapError,
     lpm_trie::{Key, LpmTrie},
 };
-use ipnetwork::Ipv4Network;
+use ipnetwork::IpNetwork;
 use strait_ebpf_common::{
     AffinityKey, AffinityValue, Backend, SOURCE_RANGES_MAX, SVC_F_AFFINITY, SVC_F_VIP_MARKER,
-    ServiceKey, ServiceValue, addr_to_words, maps,
+    ServiceKey, ServiceValue, SourceRangeData, addr_from_words, addr_to_words, maps,
 };
 
 use crate::{
@@ -63,12 +63,17 @@ type BackendIdentity = (SocketAddr, u8);
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Programmed {
     id: u32,
+    /// Every slot's backend, in slot order.
     backend_ids: Vec<u32>,
+    /// Slots the socket hooks use (the first ones).
+    count: u16,
+    /// The external window over the slots: (offset, count).
+    ext: (u16, u16),
     affinity_timeout: Option<u32>,
     external_flags: u16,
     /// Offset and length of the frontend's Maglev table.
     maglev_row: Option<(u32, u32)>,
-    source_ranges: Vec<Ipv4Network>,
+    source_ranges: Vec<IpNetwork>,
 }
 
 /// What one [`ServiceMaps::sync`] changed, for logs, metrics and cleanup.
@@ -105,7 +110,7 @@ pub struct ServiceMaps {
     /// Maglev tables of external frontends (absent: slots by hash).
     maglev: Option<crate::maglev::MaglevTables>,
     /// `loadBalancerSourceRanges` by (frontend id, CIDR).
-    ranges: Option<LpmTrie<MapData, [u32; 2], u8>>,
+    ranges: Option<LpmTrie<MapData, SourceRangeData, u8>>,
 }
 
 /// The largest slot index; slot numbers are u16 and 0 is the frontend.
@@ -165,15 +170,17 @@ impl ServiceMaps {
         }
         for kf in kernel.frontends.values() {
             if let (Some(offset), Some(tables)) = (kf.maglev_row, self.maglev.as_mut()) {
-                tables.claim(offset, crate::maglev::maglev_table_size(kf.count));
+                tables.claim(offset, crate::maglev::maglev_table_size(kf.ext.1));
             }
         }
-        let mut ranges_by_id: StdHashMap<u32, Vec<Ipv4Network>> = StdHashMap::new();
+        let mut ranges_by_id: StdHashMap<u32, Vec<IpNetwork>> = StdHashMap::new();
         if let Some(trie) = &self.ranges {
             for key in trie.keys().filter_map(Result::ok) {
-                let [id, addr] = key.data();
-                let prefix = key.prefix_len().saturating_sub(32) as u8;
-                if let Ok(net) = Ipv4Network::new(Ipv4Addr::from(addr.to_ne_bytes()), prefix) {
+                let [id, family, a0, a1, a2, a3] = key.data();
+                let prefix = key.prefix_len().saturating_sub(64) as u8;
+                if let Some(ip) = addr_from_words([a0, a1, a2, a3], family as u8)
+                    && let Ok(net) = IpNetwork::new(ip, prefix)
+                {
                     ranges_by_id.entry(id).or_default().push(net);
                 }
             }
@@ -182,7 +189,8 @@ impl ServiceMaps {
             }
         }
         for (fe, kf) in &kernel.frontends {
-            let complete = kf.backend_ids.len() == usize::from(kf.count)
+            let total = kf.count.max(kf.ext.0.saturating_add(kf.ext.1));
+            let complete = kf.backend_ids.len() == usize::from(total)
                 && kf
                     .backend_ids
                     .iter()
@@ -205,11 +213,13 @@ impl ServiceMaps {
                     } else {
                         Vec::new()
                     },
+                    count: kf.count,
+                    ext: kf.ext,
                     affinity_timeout: kf.affinity_timeout,
                     external_flags: kf.external_flags,
                     maglev_row: kf
                         .maglev_row
-                        .map(|o| (o, crate::maglev::maglev_table_size(kf.count))),
+                        .map(|o| (o, crate::maglev::maglev_table_size(kf.ext.1))),
                     source_ranges: ranges_by_id.remove(&kf.id).unwrap_or_default(),
                 },
             );
@@ -239,20 +249,22 @@ impl ServiceMaps {
         (services, self.ids.len())
     }
 
-    /// The frontends currently programmed, with their backend count.
+    /// The frontends currently programmed, with the number of backends
+    /// the socket hooks use.
     pub fn frontends(&self) -> impl Iterator<Item = (Frontend, usize)> + '_ {
         self.frontends
             .iter()
-            .map(|(fe, p)| (*fe, p.backend_ids.len()))
+            .map(|(fe, p)| (*fe, usize::from(p.count)))
     }
 
-    /// The backends currently programmed for `frontend`, in slot order.
+    /// The backends the socket hooks use for `frontend`, in slot order.
     pub fn backends_of(&self, frontend: &Frontend) -> Vec<SocketAddr> {
         self.frontends
             .get(frontend)
             .map(|p| {
                 p.backend_ids
                     .iter()
+                    .take(usize::from(p.count))
                     .filter_map(|id| self.identity_of.get(id).map(|(a, _)| *a))
                     .collect()
             })
@@ -367,12 +379,15 @@ impl ServiceMaps {
     }
 
     fn is_programmed(&self, fe: &Frontend, spec: &FrontendSpec) -> bool {
+        let (slots, ext_offset, ext_count) = spec.slot_layout();
         self.frontends.get(fe).is_some_and(|p| {
             p.affinity_timeout == spec.affinity_timeout
                 && p.external_flags == spec.external_flags
                 && p.source_ranges == spec.source_ranges
-                && p.backend_ids.len() == spec.backends.len()
-                && p.backend_ids.iter().zip(&spec.backends).all(|(id, addr)| {
+                && usize::from(p.count) == spec.backends.len()
+                && p.ext == (ext_offset, ext_count)
+                && p.backend_ids.len() == slots.len()
+                && p.backend_ids.iter().zip(&slots).all(|(id, addr)| {
                     self.ids
                         .get(&(*addr, fe.proto))
                         .is_some_and(|(i, _)| i == id)
@@ -380,14 +395,16 @@ impl ServiceMaps {
         })
     }
 
-    /// Makes `frontend` balance over exactly `spec.backends`. An empty list
-    /// keeps the frontend, so connects to it are refused rather than leaking
-    /// to the unroutable VIP.
+    /// Makes `frontend` balance over exactly `spec.backends` (and external
+    /// traffic over `spec.external_backends`). An empty list keeps the
+    /// frontend, so connects to it are refused rather than leaking to the
+    /// unroutable VIP.
     pub fn upsert(&mut self, frontend: Frontend, spec: &FrontendSpec) -> Result<(), ProxyError> {
-        if spec.backends.len() > MAX_BACKENDS_PER_SERVICE {
+        let (slots, ext_offset, ext_count) = spec.slot_layout();
+        if slots.len() > MAX_BACKENDS_PER_SERVICE {
             return Err(ProxyError::TooManyBackends {
                 frontend: format!("{}:{}", frontend.vip, frontend.port),
-                count: spec.backends.len(),
+                count: slots.len(),
                 max: MAX_BACKENDS_PER_SERVICE,
             });
         }
@@ -398,8 +415,8 @@ impl ServiceMaps {
             self.allocate_frontend_id()
         };
         // 1. backends
-        let mut new_ids = Vec::with_capacity(spec.backends.len());
-        for addr in &spec.backends {
+        let mut new_ids = Vec::with_capacity(slots.len());
+        for addr in &slots {
             new_ids.push(self.acquire_backend((*addr, frontend.proto))?);
         }
         // 2. slots that changed
@@ -414,12 +431,18 @@ impl ServiceMaps {
         }
         // 2b. the Maglev table of an external frontend, before the frontend
         // entry points at it
-        let size = crate::maglev::maglev_table_size(new_ids.len() as u16);
+        let size = crate::maglev::maglev_table_size(ext_count);
+        let ext_window = |ids: &[u32], ext: (u16, u16)| -> Vec<u32> {
+            ids.iter()
+                .skip(usize::from(ext.0))
+                .take(usize::from(ext.1))
+                .copied()
+                .collect()
+        };
+        let new_ext_ids = ext_window(&new_ids, (ext_offset, ext_count));
+        let old_ext_ids = ext_window(&old.backend_ids, old.ext);
         let mut retired = None;
-        let maglev_row = match (
-            &mut self.maglev,
-            spec.external_flags != 0 && !new_ids.is_empty(),
-        ) {
+        let maglev_row = match (&mut self.maglev, spec.external_flags != 0 && ext_count != 0) {
             (Some(tables), true) => {
                 // Same size: update the entries that change, in place. Else
                 // a new range, written whole before the frontend points at it.
@@ -431,17 +454,16 @@ impl ServiceMaps {
                         tables.allocate(size, &format!("{}:{}", frontend.vip, frontend.port))?
                     }
                 };
-                let previous: Vec<SocketAddr> = old
-                    .backend_ids
+                let previous: Vec<SocketAddr> = old_ext_ids
                     .iter()
                     .filter_map(|id| self.identity_of.get(id).map(|(a, _)| *a))
                     .collect();
-                let previous_ids = if reuse.is_some() && previous.len() == old.backend_ids.len() {
-                    (previous.as_slice(), old.backend_ids.as_slice())
+                let previous_ids = if reuse.is_some() && previous.len() == old_ext_ids.len() {
+                    (previous.as_slice(), old_ext_ids.as_slice())
                 } else {
                     (&[][..], &[][..])
                 };
-                tables.write(offset, &spec.backends, &new_ids, previous_ids)?;
+                tables.write(offset, &spec.external_backends, &new_ext_ids, previous_ids)?;
                 Some((offset, size))
             }
             _ => {
@@ -454,7 +476,7 @@ impl ServiceMaps {
         // 3. the count makes the new slots visible
         let front = ServiceValue {
             backend_id: maglev_row.map_or(0, |(offset, _)| offset + 1),
-            count: new_ids.len() as u16,
+            count: spec.backends.len() as u16,
             flags: spec.external_flags
                 | if spec.affinity_timeout.is_some() {
                     SVC_F_AFFINITY
@@ -463,6 +485,8 @@ impl ServiceMaps {
                 },
             affinity_timeout: spec.affinity_timeout.unwrap_or(0),
             id,
+            ext_count,
+            ext_offset,
         };
         self.insert_service(frontend.key(0), front)?;
         // 4. slots beyond the new count, then backends nobody references
@@ -486,6 +510,8 @@ impl ServiceMaps {
             Programmed {
                 id,
                 backend_ids: new_ids,
+                count: spec.backends.len() as u16,
+                ext: (ext_offset, ext_count),
                 affinity_timeout: spec.affinity_timeout,
                 external_flags: spec.external_flags,
                 maglev_row,
@@ -505,8 +531,8 @@ impl ServiceMaps {
     fn write_ranges(
         &mut self,
         id: u32,
-        wanted: &[Ipv4Network],
-        had: &[Ipv4Network],
+        wanted: &[IpNetwork],
+        had: &[IpNetwork],
     ) -> Result<(), ProxyError> {
         let Some(trie) = self.ranges.as_mut() else {
             return Ok(());
@@ -522,7 +548,7 @@ impl ServiceMaps {
     }
 
     /// Removes the entries of `had` that `wanted` lacks.
-    fn remove_ranges(&mut self, id: u32, had: &[Ipv4Network], wanted: &[Ipv4Network]) {
+    fn remove_ranges(&mut self, id: u32, had: &[IpNetwork], wanted: &[IpNetwork]) {
         let Some(trie) = self.ranges.as_mut() else {
             return;
         };
@@ -682,12 +708,13 @@ pub(crate) fn monotonic_ns() -> u64 {
     (ts.tv_sec as u64).saturating_mul(1_000_000_000) + ts.tv_nsec as u64
 }
 
-/// The source range map key of `net` for frontend `id`: the id's 32 bits
-/// always match, then the CIDR's prefix.
-fn range_key(id: u32, net: &Ipv4Network) -> Key<[u32; 2]> {
+/// The source range map key of `net` for frontend `id`: the id's and the
+/// family's 64 bits always match, then the CIDR's prefix.
+fn range_key(id: u32, net: &IpNetwork) -> Key<SourceRangeData> {
+    let (a, family) = addr_to_words(net.network());
     Key::new(
-        32 + u32::from(net.prefix()),
-        [id, u32::from_ne_bytes(net.network().octets())],
+        64 + u32::from(net.prefix()),
+        [id, u32::from(family), a[0], a[1], a[2], a[3]],
     )
 }
 

@@ -43,10 +43,11 @@ pub struct Args {
     /// traffic is not handled).
     #[arg(long, value_delimiter = ',')]
     interfaces: Vec<String>,
-    /// Only node addresses in these IPv4 CIDRs serve NodePorts (kube-proxy's
-    /// --nodeport-addresses; default: every address). eBPF mode only.
+    /// Only node addresses in these CIDRs (IPv4 or IPv6) serve NodePorts
+    /// (kube-proxy's --nodeport-addresses; default: every address but
+    /// loopback and IPv6 link-local). eBPF mode only.
     #[arg(long, value_delimiter = ',')]
-    nodeport_addresses: Vec<ipnetwork::Ipv4Network>,
+    nodeport_addresses: Vec<ipnetwork::IpNetwork>,
     /// iptables/nftables modes: the pod CIDR of the whole cluster
     /// (kube-proxy's --cluster-cidr). Traffic from outside it to a ClusterIP
     /// is masqueraded, and pod traffic to a Local Service's external

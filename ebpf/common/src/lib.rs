@@ -14,7 +14,7 @@
 /// Bumped whenever a map's key or value layout changes. User space stores it
 /// in the pinned `STRAIT_LAYOUT` map and rebuilds pinned maps written with
 /// another version, so an upgrade never misreads old entries.
-pub const LAYOUT_VERSION: u32 = 2;
+pub const LAYOUT_VERSION: u32 = 3;
 
 /// IANA protocol number for TCP.
 pub const PROTO_TCP: u8 = 6;
@@ -139,15 +139,15 @@ pub const CT_DIR_FORWARD: u8 = 0;
 /// Conntrack key direction: as the backend's reply looks.
 pub const CT_DIR_REPLY: u8 = 1;
 
-/// Key of the conntrack map (IPv4): the packet's addresses and ports as they
+/// Key of the conntrack map: the packet's addresses and ports as they
 /// appear on the wire in one direction.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct CtKey {
-    /// Source address (network byte order).
-    pub saddr: u32,
-    /// Destination address (network byte order).
-    pub daddr: u32,
+    /// Source address (network byte order; IPv4 in word 0, rest zero).
+    pub saddr: [u32; 4],
+    /// Destination address (as `saddr`).
+    pub daddr: [u32; 4],
     /// Source port (network byte order).
     pub sport: u16,
     /// Destination port (network byte order).
@@ -156,21 +156,24 @@ pub struct CtKey {
     pub proto: u8,
     /// [`CT_DIR_FORWARD`] or [`CT_DIR_REPLY`].
     pub dir: u8,
+    /// [`FAMILY_V4`] or [`FAMILY_V6`].
+    pub family: u8,
     /// Explicit padding.
-    pub pad: [u8; 2],
+    pub pad: u8,
 }
 
 /// Value of the conntrack map. Forward entries: `addr1:port1` is the
 /// backend, `addr2:port2` the SNAT source (with [`CT_F_SNAT`]). Reply
 /// entries: `addr1:port1` is the frontend (the reply's new source),
 /// `addr2:port2` the client (its new destination, with [`CT_F_SNAT`]).
+/// Addresses have the key's family.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CtValue {
     /// See the type's description.
-    pub addr1: u32,
+    pub addr1: [u32; 4],
     /// See the type's description.
-    pub addr2: u32,
+    pub addr2: [u32; 4],
     /// See the type's description.
     pub port1: u16,
     /// See the type's description.
@@ -185,15 +188,63 @@ pub struct CtValue {
     pub last_seen_ns: u64,
 }
 
+/// The entries of a new external flow as the tc program builds them (in a
+/// per-CPU scratch map, not on the BPF stack): the reply key, and the
+/// forward and reply values.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CtScratch {
+    /// Key of the reply direction.
+    pub rkey: CtKey,
+    /// Value of the forward direction.
+    pub fv: CtValue,
+    /// Value of the reply direction.
+    pub rv: CtValue,
+}
+
 /// Node-wide settings of the tc programs.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct NodeConfig {
-    /// The address SNATed flows leave with (network byte order); 0 until set.
+    /// The IPv4 address SNATed flows leave with (network byte order); 0
+    /// until set.
     pub primary_v4: u32,
     /// Explicit padding.
     pub pad: u32,
+    /// The IPv6 address SNATed flows leave with (network byte order); all
+    /// zero until set.
+    pub primary_v6: [u32; 4],
 }
+
+/// Key of the node address and local endpoint maps: one address of either
+/// family, so an IPv4 address never aliases an IPv6 one.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct AddrKey {
+    /// The address (network byte order; IPv4 in word 0, rest zero).
+    pub addr: [u32; 4],
+    /// [`FAMILY_V4`] or [`FAMILY_V6`].
+    pub family: u8,
+    /// Explicit padding.
+    pub pad: [u8; 3],
+}
+
+impl AddrKey {
+    /// The key of `addr` in `family`.
+    #[inline(always)]
+    pub const fn new(addr: [u32; 4], family: u8) -> Self {
+        Self {
+            addr,
+            family,
+            pad: [0; 3],
+        }
+    }
+}
+
+/// Words of a source range map key: the frontend id, the family, then the
+/// address; the prefix length covers the first two words (64 bits) plus
+/// the CIDR's.
+pub type SourceRangeData = [u32; 6];
 
 /// Key of the service map. Slot 0 is the frontend entry that carries the
 /// backend count; slots `1..=count` each name one backend. This is the Cilium
@@ -216,9 +267,10 @@ pub struct ServiceKey {
 }
 
 /// Value of the service map. For slot 0 `count` is the number of backend
-/// slots; for a slot, `backend_id` names the backend. In the frontend entry
-/// of an external frontend, `backend_id` is the offset of its Maglev table
-/// in the Maglev map + 1 (0: none).
+/// slots the socket hooks use; for a slot, `backend_id` names the backend.
+/// In the frontend entry of an external frontend, `backend_id` is the
+/// offset of its Maglev table in the Maglev map + 1 (0: none), and
+/// `ext_offset`/`ext_count` say which slots external traffic uses.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ServiceValue {
@@ -232,6 +284,16 @@ pub struct ServiceValue {
     pub affinity_timeout: u32,
     /// Frontend id, unique per frontend: keys affinity entries.
     pub id: u32,
+    /// External frontends: how many slots the tc programs choose from
+    /// (the Maglev table is built over them).
+    pub ext_count: u16,
+    /// External frontends: the slot before the first one the tc programs
+    /// use. 0 when external traffic balances over the same slots as
+    /// sockets; `count` with `externalTrafficPolicy: Local`, where slots
+    /// `1..=count` hold every endpoint (pods and the node itself reach the
+    /// service cluster-wide, as with kube-proxy) and the node-local ones
+    /// follow.
+    pub ext_offset: u16,
 }
 
 /// A backend: where a connection to a service is sent.
@@ -302,7 +364,7 @@ pub struct RevNatValue {
 #[cfg(feature = "user")]
 mod user;
 #[cfg(feature = "user")]
-pub use user::{addr_from_words, addr_to_words};
+pub use user::{addr_from_words, addr_key, addr_to_words};
 
 #[cfg(test)]
 mod tests {
@@ -313,15 +375,16 @@ mod tests {
     #[test]
     fn layouts_have_no_implicit_padding() {
         assert_eq!(size_of::<ServiceKey>(), 16 + 2 + 2 + 1 + 1 + 2);
-        assert_eq!(size_of::<ServiceValue>(), 4 + 2 + 2 + 4 + 4);
+        assert_eq!(size_of::<ServiceValue>(), 4 + 2 + 2 + 4 + 4 + 2 + 2);
         assert_eq!(size_of::<Backend>(), 16 + 2 + 1 + 1);
         assert_eq!(size_of::<AffinityKey>(), 8 + 4 + 4);
         assert_eq!(size_of::<AffinityValue>(), 8 + 4 + 4);
         assert_eq!(size_of::<RevNatKey>(), 8 + 16 + 2 + 6);
         assert_eq!(size_of::<RevNatValue>(), 16 + 2 + 6);
         assert_eq!(align_of::<RevNatKey>(), 8);
-        assert_eq!(size_of::<CtKey>(), 4 + 4 + 2 + 2 + 1 + 1 + 2);
-        assert_eq!(size_of::<CtValue>(), 4 + 4 + 2 + 2 + 4 + 4 + 4 + 8);
-        assert_eq!(size_of::<NodeConfig>(), 8);
+        assert_eq!(size_of::<CtKey>(), 16 + 16 + 2 + 2 + 1 + 1 + 1 + 1);
+        assert_eq!(size_of::<CtValue>(), 16 + 16 + 2 + 2 + 4 + 4 + 4 + 8);
+        assert_eq!(size_of::<NodeConfig>(), 4 + 4 + 16);
+        assert_eq!(size_of::<AddrKey>(), 16 + 1 + 3);
     }
 }

@@ -18,6 +18,7 @@ unsafe impl aya::Pod for crate::RevNatValue {}
 unsafe impl aya::Pod for crate::CtKey {}
 unsafe impl aya::Pod for crate::CtValue {}
 unsafe impl aya::Pod for crate::NodeConfig {}
+unsafe impl aya::Pod for crate::AddrKey {}
 
 /// The map representation of an address: words in network byte order (as the
 /// kernel stores `user_ip4` / `user_ip6`) and the family.
@@ -30,6 +31,12 @@ pub fn addr_to_words(ip: IpAddr) -> ([u32; 4], u8) {
             ([w(0), w(4), w(8), w(12)], FAMILY_V6)
         }
     }
+}
+
+/// The node address / local endpoint map key of `ip`.
+pub fn addr_key(ip: IpAddr) -> crate::AddrKey {
+    let (addr, family) = addr_to_words(ip);
+    crate::AddrKey::new(addr, family)
 }
 
 /// The inverse of [`addr_to_words`]; `None` for an unknown family.

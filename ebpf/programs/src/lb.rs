@@ -38,9 +38,11 @@ pub fn select(ctx: &SockAddrContext, addr: [u32; 4], family: u8, port: u16, prot
     };
     // SAFETY: plain-data value; copied before any map write.
     let found = unsafe { SERVICES.get(key) }.copied();
-    // A NodePort reached from this node: at one of its addresses or at
-    // 127.0.0.0/8, as kube-proxy allows for IPv4.
-    if found.is_none() && family == FAMILY_V4 && (is_loopback(addr[0]) || is_node_addr(addr[0])) {
+    // A NodePort reached from this node: at one of its addresses or, for
+    // IPv4 only as with kube-proxy, at 127.0.0.0/8.
+    if found.is_none()
+        && ((family == FAMILY_V4 && is_loopback(addr[0])) || is_node_addr(addr, family))
+    {
         let mut wildcard = key;
         wildcard.addr = [0; 4];
         // SAFETY: as above.

@@ -2,12 +2,13 @@
 //! keep being translated while it is away.
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, LpmTrie, LruHashMap},
+    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray},
 };
 use strait_ebpf_common::{
-    AFFINITY_MAX, AffinityKey, AffinityValue, BACKENDS_MAX, Backend, CONNTRACK_MAX, CtKey, CtValue,
-    LOCAL_ENDPOINTS_MAX, MAGLEV_ENTRIES, NODE_ADDRS_MAX, NodeConfig, REVNAT_MAX, RevNatKey,
-    RevNatValue, SERVICES_MAX, SOURCE_RANGES_MAX, ServiceKey, ServiceValue,
+    AFFINITY_MAX, AddrKey, AffinityKey, AffinityValue, BACKENDS_MAX, Backend, CONNTRACK_MAX, CtKey,
+    CtScratch, CtValue, LOCAL_ENDPOINTS_MAX, MAGLEV_ENTRIES, NODE_ADDRS_MAX, NodeConfig,
+    REVNAT_MAX, RevNatKey, RevNatValue, SERVICES_MAX, SOURCE_RANGES_MAX, ServiceKey, ServiceValue,
+    SourceRangeData,
 };
 
 /// Frontends and backend slots.
@@ -34,23 +35,24 @@ pub static LAYOUT: Array<u32> = Array::pinned(1, 0);
 #[map(name = "STRAIT_CT")]
 pub static CONNTRACK: LruHashMap<CtKey, CtValue> = LruHashMap::pinned(CONNTRACK_MAX, 0);
 
-/// This node's IPv4 addresses (network byte order), where NodePorts answer.
+/// This node's addresses (both families), where NodePorts answer.
 #[map(name = "STRAIT_NODE_ADDRS")]
-pub static NODE_ADDRS: HashMap<u32, u32> = HashMap::pinned(NODE_ADDRS_MAX, 0);
+pub static NODE_ADDRS: HashMap<AddrKey, u32> = HashMap::pinned(NODE_ADDRS_MAX, 0);
 
-/// Whether `addr` (network byte order) is one of this node's addresses: the
-/// one reading of [`NODE_ADDRS`] that the connect hooks and the tc programs
-/// share. The map holds 1; the value is read, not the pointer, for the
-/// verifier's sake.
+/// Whether `addr` (map representation) is one of this node's addresses:
+/// the one reading of [`NODE_ADDRS`] that the connect hooks and the tc
+/// programs share. The map holds 1; the value is read, not the pointer, for
+/// the verifier's sake.
 #[inline(always)]
-pub fn is_node_addr(addr: u32) -> bool {
+pub fn is_node_addr(addr: [u32; 4], family: u8) -> bool {
+    let key = AddrKey::new(addr, family);
     // SAFETY: plain-data value, copied out at once.
-    unsafe { NODE_ADDRS.get(addr) }.copied().unwrap_or(0) != 0
+    unsafe { NODE_ADDRS.get(key) }.copied().unwrap_or(0) != 0
 }
 
-/// Endpoint addresses on this node: reached without SNAT.
+/// Endpoint addresses on this node (both families): reached without SNAT.
 #[map(name = "STRAIT_LOCAL_EPS")]
-pub static LOCAL_ENDPOINTS: HashMap<u32, u32> = HashMap::pinned(LOCAL_ENDPOINTS_MAX, 0);
+pub static LOCAL_ENDPOINTS: HashMap<AddrKey, u32> = HashMap::pinned(LOCAL_ENDPOINTS_MAX, 0);
 
 /// Node-wide settings.
 #[map(name = "STRAIT_NODE_CFG")]
@@ -60,7 +62,13 @@ pub static NODE_CONFIG: Array<NodeConfig> = Array::pinned(1, 0);
 #[map(name = "STRAIT_MAGLEV")]
 pub static MAGLEV: Array<u32> = Array::pinned(MAGLEV_ENTRIES, 0);
 
-/// `loadBalancerSourceRanges`: key data is (frontend id, client address);
-/// the prefix covers the id's 32 bits plus the CIDR's.
+/// `loadBalancerSourceRanges`: key data is (frontend id, family, client
+/// address); the prefix covers the first two words plus the CIDR's.
 #[map(name = "STRAIT_SRC_RANGES")]
-pub static SOURCE_RANGES: LpmTrie<[u32; 2], u8> = LpmTrie::pinned(SOURCE_RANGES_MAX, 0);
+pub static SOURCE_RANGES: LpmTrie<SourceRangeData, u8> = LpmTrie::pinned(SOURCE_RANGES_MAX, 0);
+
+/// Room for the conntrack entries of a new external flow while they are
+/// built: IPv6-sized keys and values do not fit the 512-byte BPF stack
+/// next to everything else. Per CPU, so programs never share one.
+#[map(name = "STRAIT_CT_SCRATCH")]
+pub static CT_SCRATCH: PerCpuArray<CtScratch> = PerCpuArray::with_max_entries(1, 0);

@@ -77,7 +77,7 @@ pub struct AgentConfig {
     pub interfaces: Vec<String>,
     /// kube-proxy's `--nodeport-addresses`: only node addresses in these
     /// CIDRs serve NodePorts (empty: all).
-    pub nodeport_cidrs: Vec<ipnetwork::Ipv4Network>,
+    pub nodeport_cidrs: Vec<ipnetwork::IpNetwork>,
     /// The datapath.
     pub mode: ProxyMode,
     /// kube-proxy's settings for the iptables and nftables modes.
@@ -95,10 +95,12 @@ pub struct AgentConfig {
 /// and twice what is needed today.
 pub fn capacity_for(desired: &DesiredState) -> Capacity {
     let frontends = desired.len();
-    let slots: usize = desired.values().map(|s| s.backends.len()).sum();
+    let slots: usize = desired.values().map(|s| s.slot_layout().0.len()).sum();
     let vips = crate::vips(desired).len();
-    let backends: std::collections::BTreeSet<_> =
-        desired.values().flat_map(|s| s.backends.iter()).collect();
+    let backends: std::collections::BTreeSet<_> = desired
+        .values()
+        .flat_map(|s| s.backends.iter().chain(&s.external_backends))
+        .collect();
     let grow = |need: usize, default: u32| {
         let want = u32::try_from(need.saturating_mul(2)).unwrap_or(u32::MAX);
         want.max(default)
@@ -107,8 +109,8 @@ pub fn capacity_for(desired: &DesiredState) -> Capacity {
     // tables being replaced and growth (not doubled: tables are large).
     let maglev: usize = desired
         .values()
-        .filter(|s| s.external_flags != 0 && !s.backends.is_empty())
-        .map(|s| crate::maglev::maglev_table_size(s.backends.len() as u16) as usize)
+        .filter(|s| s.external_flags != 0 && !s.external_backends.is_empty())
+        .map(|s| crate::maglev::maglev_table_size(s.external_backends.len() as u16) as usize)
         .sum();
     let d = Capacity::default();
     Capacity {
@@ -196,8 +198,8 @@ async fn run_ebpf(
     let mut external = match config.interfaces.first() {
         Some(primary) => {
             let mut node = lb.node_maps()?;
-            let (addrs, snat) = crate::node_maps::node_addresses(primary, &config.nodeport_cidrs);
-            node.set_addresses(&addrs, snat)?;
+            let addrs = crate::node_maps::node_addresses(primary, &config.nodeport_cidrs);
+            node.set_addresses(&addrs)?;
             node.set_local_endpoints(&crate::node_maps::local_endpoints(
                 &snapshot,
                 &config.node_name,
@@ -205,7 +207,7 @@ async fn run_ebpf(
             for interface in &config.interfaces {
                 lb.attach_external(interface)?;
             }
-            tracing::info!(?addrs, ?snat, "serving NodePorts on the node addresses");
+            tracing::info!(addrs = ?addrs.all, snat_v4 = ?addrs.primary_v4, snat_v6 = ?addrs.primary_v6, "serving NodePorts on the node addresses");
             Some((node, primary.clone()))
         }
         None => {
@@ -283,9 +285,9 @@ async fn run_ebpf(
             }
             _ = addresses.tick(), if external.is_some() => {
                 if let Some((node, primary)) = external.as_mut() {
-                    let (addrs, snat) = crate::node_maps::node_addresses(primary, &config.nodeport_cidrs);
-                    match node.set_addresses(&addrs, snat) {
-                        Ok(true) => tracing::info!(?addrs, ?snat, "node addresses changed"),
+                    let addrs = crate::node_maps::node_addresses(primary, &config.nodeport_cidrs);
+                    match node.set_addresses(&addrs) {
+                        Ok(true) => tracing::info!(addrs = ?addrs.all, snat_v4 = ?addrs.primary_v4, snat_v6 = ?addrs.primary_v6, "node addresses changed"),
                         Ok(false) => {}
                         Err(e) => {
                             state.metrics.sync_errors.inc();

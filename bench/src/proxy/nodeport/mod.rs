@@ -516,11 +516,14 @@ fn set_up(
                 let t = Instant::now();
                 maps.sync(&want)?;
                 let mut nm = lb.node_maps()?;
-                let (addrs, primary) = node_maps::node_addresses(&iface, &[]);
-                if primary != Some(nip) {
-                    bail!("primary address of {iface} is {primary:?}, expected {nip}");
+                let addrs = node_maps::node_addresses(&iface, &[]);
+                if addrs.primary_v4 != Some(nip) {
+                    bail!(
+                        "primary address of {iface} is {:?}, expected {nip}",
+                        addrs.primary_v4
+                    );
                 }
-                nm.set_addresses(&addrs, primary)?;
+                nm.set_addresses(&addrs)?;
                 nm.set_local_endpoints(&local)?;
                 let took = t.elapsed();
                 lb.attach_external(&iface)?;

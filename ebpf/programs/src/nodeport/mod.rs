@@ -10,25 +10,29 @@
 //! - egress: replies of flows to node-local backends (not SNATed) get the
 //!   frontend address back as their source.
 //!
-//! IPv4 only for now. A frontend without backends is handed to the node's
+//! IPv4 and IPv6 take the same path; addresses are four words either way.
+//! A frontend without backends is handed to the node's
 //! own stack, where nothing listens, so the client gets a TCP RST or ICMP
 //! port unreachable instead of a timeout; with `externalTrafficPolicy:
 //! Local` and no local backend the packet is dropped, as kube-proxy does.
+mod packet;
+
 use aya_ebpf::{
-    bindings::{BPF_F_MARK_MANGLED_0, BPF_F_PSEUDO_HDR, TC_ACT_OK, TC_ACT_SHOT},
+    bindings::{TC_ACT_OK, TC_ACT_SHOT},
     helpers::{bpf_ktime_get_ns, bpf_redirect_neigh},
     maps::lpm_trie::Key,
     programs::TcContext,
 };
 use strait_ebpf_common::{
-    AffinityKey, AffinityValue, CT_DIR_FORWARD, CT_DIR_REPLY, CT_F_CLOSING, CT_F_SNAT, CtKey,
-    CtValue, FAMILY_V4, PROTO_TCP, PROTO_UDP, SVC_F_AFFINITY, SVC_F_EXT_LOCAL, SVC_F_EXTERNAL,
-    SVC_F_NODEPORT, SVC_F_SOURCE_RANGES, ServiceKey, ServiceValue, maglev_table_size,
+    AddrKey, AffinityKey, AffinityValue, CT_DIR_FORWARD, CT_DIR_REPLY, CT_F_CLOSING, CT_F_SNAT,
+    CtKey, CtValue, FAMILY_V4, SVC_F_AFFINITY, SVC_F_EXT_LOCAL, SVC_F_EXTERNAL, SVC_F_NODEPORT,
+    SVC_F_SOURCE_RANGES, ServiceKey, ServiceValue, maglev_table_size,
 };
 
+use self::packet::{Packet, parse, rewrite};
 use crate::maps::{
-    AFFINITY, BACKENDS, CONNTRACK, LOCAL_ENDPOINTS, MAGLEV, NODE_CONFIG, SERVICES, SOURCE_RANGES,
-    is_node_addr,
+    AFFINITY, BACKENDS, CONNTRACK, CT_SCRATCH, LOCAL_ENDPOINTS, MAGLEV, NODE_CONFIG, SERVICES,
+    SOURCE_RANGES, is_node_addr,
 };
 
 /// tc verdicts as the program returns them (the bindings type them
@@ -42,134 +46,26 @@ const SHOT: i32 = TC_ACT_SHOT as i32;
 /// a netns cookie.
 const EXTERNAL_CLIENT: u64 = 1 << 63;
 
-const ETH_HLEN: usize = 14;
-const TCP_FIN: u8 = 0x01;
-const TCP_RST: u8 = 0x04;
-const ETH_P_IP: u16 = 0x0800;
-const IP_CSUM_OFF: usize = ETH_HLEN + 10;
-const IP_SRC_OFF: usize = ETH_HLEN + 12;
-const IP_DST_OFF: usize = ETH_HLEN + 16;
 /// SNAT source ports: the Linux ephemeral range.
 const NAT_PORT_MIN: u32 = 32_768;
 const NAT_PORT_SPAN: u32 = 28_232;
 const NAT_PORT_TRIES: u32 = 8;
 
-/// A parsed IPv4 TCP/UDP packet.
-struct Packet {
-    saddr: u32,
-    daddr: u32,
-    sport: u16,
-    dport: u16,
-    proto: u8,
-    l4: usize,
-    /// A TCP segment with FIN or RST.
-    closing: bool,
-}
-
-impl Packet {
-    fn key(&self, dir: u8) -> CtKey {
-        CtKey {
-            saddr: self.saddr,
-            daddr: self.daddr,
-            sport: self.sport,
-            dport: self.dport,
-            proto: self.proto,
-            dir,
-            pad: [0; 2],
-        }
-    }
-
-    /// Offset of the L4 checksum.
-    fn csum_off(&self) -> usize {
-        if self.proto == PROTO_TCP {
-            self.l4 + 16
-        } else {
-            self.l4 + 6
-        }
-    }
-
-    fn l4_flags(&self) -> u64 {
-        if self.proto == PROTO_UDP {
-            u64::from(BPF_F_MARK_MANGLED_0)
-        } else {
-            0
-        }
-    }
-}
-
-#[inline(always)]
-fn parse(ctx: &TcContext) -> Option<Packet> {
-    let ethertype = u16::from_be(ctx.load::<u16>(12).ok()?);
-    if ethertype != ETH_P_IP {
-        return None;
-    }
-    let ver_ihl: u8 = ctx.load(ETH_HLEN).ok()?;
-    if ver_ihl >> 4 != 4 {
-        return None;
-    }
-    let ihl = usize::from(ver_ihl & 0x0f) * 4;
-    if ihl < 20 {
-        return None;
-    }
-    // Fragments other than the first carry no ports; leave them alone.
-    let frag = u16::from_be(ctx.load::<u16>(ETH_HLEN + 6).ok()?);
-    if frag & 0x1fff != 0 {
-        return None;
-    }
-    let proto: u8 = ctx.load(ETH_HLEN + 9).ok()?;
-    if proto != PROTO_TCP && proto != PROTO_UDP {
-        return None;
-    }
-    let l4 = ETH_HLEN + ihl;
-    let closing = proto == PROTO_TCP && ctx.load::<u8>(l4 + 13).ok()? & (TCP_FIN | TCP_RST) != 0;
-    Some(Packet {
-        saddr: ctx.load(IP_SRC_OFF).ok()?,
-        daddr: ctx.load(IP_DST_OFF).ok()?,
-        sport: ctx.load(l4).ok()?,
-        dport: ctx.load(l4 + 2).ok()?,
-        proto,
-        l4,
-        closing,
-    })
-}
-
-/// Rewrites one address and port (source or destination), fixing the IP and
-/// L4 checksums.
-#[inline(always)]
-fn rewrite(ctx: &TcContext, p: &Packet, dst: bool, addr: u32, port: u16) -> Result<(), i64> {
-    let (old_addr, old_port, addr_off, port_off) = if dst {
-        (p.daddr, p.dport, IP_DST_OFF, p.l4 + 2)
-    } else {
-        (p.saddr, p.sport, IP_SRC_OFF, p.l4)
-    };
-    let csum = p.csum_off();
-    let flags = p.l4_flags();
-    if old_addr != addr {
-        ctx.l4_csum_replace(
-            csum,
-            u64::from(old_addr),
-            u64::from(addr),
-            flags | u64::from(BPF_F_PSEUDO_HDR) | 4,
-        )?;
-        ctx.l3_csum_replace(IP_CSUM_OFF, u64::from(old_addr), u64::from(addr), 4)?;
-        ctx.store(addr_off, &addr, 0)?;
-    }
-    if old_port != port {
-        ctx.l4_csum_replace(csum, u64::from(old_port), u64::from(port), flags | 2)?;
-        ctx.store(port_off, &port, 0)?;
-    }
-    Ok(())
-}
-
 /// A flow hash that every node computes the same way: the client's address
 /// and port and the frontend as keyed in the map (a NodePort's wildcard, not
 /// the node address the packet happened to reach).
 #[inline(always)]
-fn flow_hash(p: &Packet, frontend_addr: u32) -> u32 {
+fn flow_hash(p: &Packet, frontend_addr: [u32; 4]) -> u32 {
     let mut h: u32 = 0x9e37_79b9;
     for word in [
-        p.saddr,
-        frontend_addr,
+        p.saddr[0],
+        p.saddr[1],
+        p.saddr[2],
+        p.saddr[3],
+        frontend_addr[0],
+        frontend_addr[1],
+        frontend_addr[2],
+        frontend_addr[3],
         (u32::from(p.sport) << 16) | u32::from(p.dport),
         u32::from(p.proto),
     ] {
@@ -182,10 +78,24 @@ fn flow_hash(p: &Packet, frontend_addr: u32) -> u32 {
     h
 }
 
+/// The external client as an affinity key's first word: its IPv4 address,
+/// or an IPv6 address folded to 63 bits (two clients folding alike only
+/// share a pin), with [`EXTERNAL_CLIENT`] set.
+#[inline(always)]
+fn client_id(p: &Packet) -> u64 {
+    let a = p.saddr;
+    let folded = if p.family == FAMILY_V4 {
+        u64::from(a[0])
+    } else {
+        (u64::from(a[0] ^ a[2]) << 32 | u64::from(a[1] ^ a[3])) & !EXTERNAL_CLIENT
+    };
+    EXTERNAL_CLIENT | folded
+}
+
 /// The conntrack entry of `key`, its last-seen time refreshed in place (and
 /// marked closing on a FIN or RST, so the agent expires it soon).
 #[inline(always)]
-fn touch(key: CtKey, now: u64, closing: bool) -> Option<CtValue> {
+fn touch(key: &CtKey, now: u64, closing: bool) -> Option<CtValue> {
     let ptr = CONNTRACK.get_ptr_mut(key)?;
     // SAFETY: the pointer is into the map value; the kernel keeps it valid
     // for this program run. Concurrent writers only race on the timestamp.
@@ -198,10 +108,11 @@ fn touch(key: CtKey, now: u64, closing: bool) -> Option<CtValue> {
     }
 }
 
-/// Whether `saddr` is in the frontend's `loadBalancerSourceRanges`.
+/// Whether the client is in the frontend's `loadBalancerSourceRanges`.
 #[inline(always)]
-fn source_allowed(fe: &ServiceValue, saddr: u32) -> bool {
-    let key = Key::new(64, [fe.id, saddr]);
+fn source_allowed(fe: &ServiceValue, p: &Packet) -> bool {
+    let a = p.saddr;
+    let key = Key::new(192, [fe.id, u32::from(p.family), a[0], a[1], a[2], a[3]]);
     SOURCE_RANGES.get(&key).copied().unwrap_or(0) != 0
 }
 
@@ -209,11 +120,11 @@ fn source_allowed(fe: &ServiceValue, saddr: u32) -> bool {
 #[inline(always)]
 fn frontend(p: &Packet) -> Option<(ServiceKey, ServiceValue)> {
     let mut key = ServiceKey {
-        addr: [p.daddr, 0, 0, 0],
+        addr: p.daddr,
         port: p.dport,
         slot: 0,
         proto: p.proto,
-        family: FAMILY_V4,
+        family: p.family,
         pad: [0; 2],
     };
     // SAFETY: plain-data value, copied out at once.
@@ -222,13 +133,26 @@ fn frontend(p: &Packet) -> Option<(ServiceKey, ServiceValue)> {
     {
         return Some((key, v));
     }
-    if !is_node_addr(p.daddr) {
+    if !is_node_addr(p.daddr, p.family) {
         return None;
     }
     key.addr = [0; 4];
     // SAFETY: as above.
     let v = unsafe { SERVICES.get(key) }.copied()?;
     (v.flags & SVC_F_NODEPORT != 0).then_some((key, v))
+}
+
+/// The address this node SNATs flows of `family` to when they did not
+/// arrive at a node address: the configured primary address.
+#[inline(always)]
+fn primary_addr(family: u8) -> Option<[u32; 4]> {
+    let cfg = NODE_CONFIG.get(0)?;
+    let addr = if family == FAMILY_V4 {
+        [cfg.primary_v4, 0, 0, 0]
+    } else {
+        cfg.primary_v6
+    };
+    (addr != [0; 4]).then_some(addr)
 }
 
 /// tc ingress on the node's external interface.
@@ -240,6 +164,9 @@ pub fn ingress(ctx: &TcContext) -> i32 {
     }
 }
 
+// The conntrack entries are passed to the map helpers by reference on
+// purpose: by value they would be copied onto the 512-byte stack.
+#[allow(clippy::needless_borrows_for_generic_args)]
 #[inline(always)]
 fn try_ingress(ctx: &TcContext) -> Result<i32, i64> {
     let Some(p) = parse(ctx) else {
@@ -249,7 +176,7 @@ fn try_ingress(ctx: &TcContext) -> Result<i32, i64> {
     let now = unsafe { bpf_ktime_get_ns() };
     // An established flow first: the common case costs one lookup.
     let forward = p.key(CT_DIR_FORWARD);
-    if let Some(fv) = touch(forward, now, p.closing)
+    if let Some(fv) = touch(&forward, now, p.closing)
         // SAFETY: plain-data value, copied out at once. A removed backend
         // ends the flow; it is placed again below.
         && unsafe { BACKENDS.get(fv.backend_id) }.copied().is_some()
@@ -257,8 +184,7 @@ fn try_ingress(ctx: &TcContext) -> Result<i32, i64> {
         return translate(ctx, &p, &fv);
     }
     // A reply of a SNATed flow: back to the client, from the frontend.
-    let reply = p.key(CT_DIR_REPLY);
-    if let Some(rv) = touch(reply, now, p.closing)
+    if let Some(rv) = touch(&p.key(CT_DIR_REPLY), now, p.closing)
         && rv.flags & CT_F_SNAT != 0
     {
         rewrite(ctx, &p, true, rv.addr2, rv.port2)?;
@@ -268,20 +194,20 @@ fn try_ingress(ctx: &TcContext) -> Result<i32, i64> {
     let Some((key, fe)) = frontend(&p) else {
         return Ok(OK);
     };
-    if fe.flags & SVC_F_SOURCE_RANGES != 0 && !source_allowed(&fe, p.saddr) {
+    if fe.flags & SVC_F_SOURCE_RANGES != 0 && !source_allowed(&fe, &p) {
         return Ok(SHOT);
     }
-    if fe.count == 0 {
+    if fe.ext_count == 0 {
         if fe.flags & SVC_F_EXT_LOCAL != 0 {
             return Ok(SHOT);
         }
         return reject(ctx, &p);
     }
-    let hash = flow_hash(&p, key.addr[0]);
+    let hash = flow_hash(&p, key.addr);
     let affinity = (fe.flags & SVC_F_AFFINITY != 0).then(|| AffinityKey {
         // The client address stands where the socket hooks put the client's
         // netns cookie; the top bit keeps the two kinds of keys apart.
-        netns_cookie: EXTERNAL_CLIENT | u64::from(p.saddr),
+        netns_cookie: client_id(&p),
         frontend_id: fe.id,
         pad: 0,
     });
@@ -304,19 +230,27 @@ fn try_ingress(ctx: &TcContext) -> Result<i32, i64> {
     let Some(backend) = (unsafe { BACKENDS.get(backend_id) }).copied() else {
         return reject(ctx, &p);
     };
-    let baddr = backend.addr[0];
+    let local_key = AddrKey::new(backend.addr, backend.family);
     // SAFETY: as above.
     // Read the value (1) rather than test the pointer: the verifier refuses
     // arithmetic on a map value pointer the compiler may fold a test into.
-    let local = unsafe { LOCAL_ENDPOINTS.get(baddr) }.copied().unwrap_or(0) != 0;
-    let mut fv = CtValue {
-        addr1: baddr,
+    let local = unsafe { LOCAL_ENDPOINTS.get(local_key) }
+        .copied()
+        .unwrap_or(0)
+        != 0;
+    let Some(scratch) = CT_SCRATCH.get_ptr_mut(0) else {
+        return Ok(SHOT);
+    };
+    // SAFETY: the per-CPU slot is this program run's alone until it ends.
+    let sc = unsafe { &mut *scratch };
+    sc.fv = CtValue {
+        addr1: backend.addr,
         port1: backend.port,
         backend_id,
         last_seen_ns: now,
         ..CtValue::default()
     };
-    let mut rv = CtValue {
+    sc.rv = CtValue {
         addr1: p.daddr,
         port1: p.dport,
         addr2: p.saddr,
@@ -325,35 +259,35 @@ fn try_ingress(ctx: &TcContext) -> Result<i32, i64> {
         last_seen_ns: now,
         ..CtValue::default()
     };
-    let mut rkey = CtKey {
-        saddr: baddr,
+    sc.rkey = CtKey {
+        saddr: backend.addr,
         daddr: p.saddr,
         sport: backend.port,
         dport: p.sport,
         proto: p.proto,
         dir: CT_DIR_REPLY,
-        pad: [0; 2],
+        family: p.family,
+        pad: 0,
     };
     if !local && fe.flags & SVC_F_EXT_LOCAL == 0 {
         // The reply must come back through this node: SNAT to its address.
-        // SAFETY: plain-data value.
-        let nat_addr = if is_node_addr(p.daddr) {
+        let nat_addr = if is_node_addr(p.daddr, p.family) {
             p.daddr
         } else {
-            match NODE_CONFIG.get(0) {
-                Some(cfg) if cfg.primary_v4 != 0 => cfg.primary_v4,
-                _ => return Ok(SHOT),
+            match primary_addr(p.family) {
+                Some(addr) => addr,
+                None => return Ok(SHOT),
             }
         };
-        rkey.daddr = nat_addr;
+        sc.rkey.daddr = nat_addr;
         let mut found = false;
         let mut i = 0;
         while i < NAT_PORT_TRIES {
             let port =
                 (NAT_PORT_MIN + (hash.wrapping_add(i.wrapping_mul(7919))) % NAT_PORT_SPAN) as u16;
-            rkey.dport = port.to_be();
+            sc.rkey.dport = port.to_be();
             // SAFETY: as above.
-            if unsafe { CONNTRACK.get(rkey) }.is_none() {
+            if unsafe { CONNTRACK.get(&sc.rkey) }.is_none() {
                 found = true;
                 break;
             }
@@ -362,14 +296,14 @@ fn try_ingress(ctx: &TcContext) -> Result<i32, i64> {
         if !found {
             return Ok(SHOT);
         }
-        fv.flags = CT_F_SNAT;
-        fv.addr2 = nat_addr;
-        fv.port2 = rkey.dport;
-        rv.flags = CT_F_SNAT;
+        sc.fv.flags = CT_F_SNAT;
+        sc.fv.addr2 = nat_addr;
+        sc.fv.port2 = sc.rkey.dport;
+        sc.rv.flags = CT_F_SNAT;
     }
-    let _ = CONNTRACK.insert(rkey, rv, 0);
-    let _ = CONNTRACK.insert(forward, fv, 0);
-    translate(ctx, &p, &fv)
+    let _ = CONNTRACK.insert(&sc.rkey, &sc.rv, 0);
+    let _ = CONNTRACK.insert(forward, &sc.fv, 0);
+    translate(ctx, &p, &sc.fv)
 }
 
 /// Applies a forward entry: DNAT, plus SNAT when the backend is elsewhere.
@@ -411,31 +345,31 @@ fn pinned_backend(akey: AffinityKey, fe: &ServiceValue, now: u64) -> Option<u32>
 }
 
 /// The backend for a new flow: from the frontend's Maglev row when it has
-/// one, else from a slot by the same hash.
+/// one, else from one of the external slots by the same hash.
 #[inline(always)]
 fn pick(mut key: ServiceKey, fe: &ServiceValue, hash: u32) -> Option<u32> {
     if fe.backend_id != 0 {
-        let index = (fe.backend_id - 1) + hash % maglev_table_size(fe.count);
+        let index = (fe.backend_id - 1) + hash % maglev_table_size(fe.ext_count);
         if let Some(id) = MAGLEV.get(index)
             && *id != 0
         {
             return Some(*id);
         }
     }
-    key.slot = (hash % u32::from(fe.count)) as u16 + 1;
+    key.slot = fe.ext_offset + (hash % u32::from(fe.ext_count)) as u16 + 1;
     // SAFETY: plain-data value, copied out at once.
     unsafe { SERVICES.get(key) }.map(|slot| slot.backend_id)
 }
 
 /// Hands the packet to the node's own stack at a node address, where
-/// nothing listens on the port: TCP gets a RST, UDP an ICMP unreachable.
+/// nothing listens on the port: TCP gets a RST, UDP an ICMP (or ICMPv6)
+/// port unreachable.
 #[inline(always)]
 fn reject(ctx: &TcContext, p: &Packet) -> Result<i32, i64> {
-    if !is_node_addr(p.daddr)
-        && let Some(cfg) = NODE_CONFIG.get(0)
-        && cfg.primary_v4 != 0
+    if !is_node_addr(p.daddr, p.family)
+        && let Some(addr) = primary_addr(p.family)
     {
-        rewrite(ctx, p, true, cfg.primary_v4, p.dport)?;
+        rewrite(ctx, p, true, addr, p.dport)?;
     }
     Ok(OK)
 }
@@ -449,7 +383,7 @@ pub fn egress(ctx: &TcContext) -> i32 {
     };
     // SAFETY: helper without preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
-    let Some(rv) = touch(p.key(CT_DIR_REPLY), now, p.closing) else {
+    let Some(rv) = touch(&p.key(CT_DIR_REPLY), now, p.closing) else {
         return OK;
     };
     if rv.flags & CT_F_SNAT != 0 {
