@@ -78,6 +78,16 @@ fn http_get(ns: &NetNs, path: &str) -> Option<(u16, String)> {
 }
 
 fn start_agent(ns: &NetNs, dir: &Path, cgroup: &Cgroup, bpffs: &Bpffs) -> ChildGuard {
+    start_agent_with(ns, dir, cgroup, bpffs, &[])
+}
+
+fn start_agent_with(
+    ns: &NetNs,
+    dir: &Path,
+    cgroup: &Cgroup,
+    bpffs: &Bpffs,
+    extra: &[&str],
+) -> ChildGuard {
     let mut cmd = ns.command(STRAIT);
     cmd.args([
         "agent",
@@ -94,6 +104,7 @@ fn start_agent(ns: &NetNs, dir: &Path, cgroup: &Cgroup, bpffs: &Bpffs) -> ChildG
     .arg(cgroup.path())
     .arg("--bpffs")
     .arg(bpffs.path())
+    .args(extra)
     .stdout(Stdio::null())
     .stderr(Stdio::inherit());
     cmd.spawn().expect("start strait agent")
@@ -198,4 +209,63 @@ fn ebpf_agent_programs_follows_repairs_and_survives_restart() {
     wait_for("an edit after restart", Duration::from_secs(5), || {
         answered_by(&net.a, &cgroup) == "one"
     });
+}
+
+/// A NodePort service whose one endpoint is the node itself (10.250.0.2).
+const NODE_PORT_MANIFEST: &str = r#"apiVersion: v1
+kind: Service
+metadata: {name: np, namespace: default}
+spec:
+  type: NodePort
+  clusterIP: 10.96.0.120
+  ports: [{name: http, port: 80, targetPort: 8080, nodePort: 30080}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: np-a, namespace: default, labels: {kubernetes.io/service-name: np}}
+addressType: IPv4
+ports: [{name: http, port: 8080}]
+endpoints: [{addresses: [10.250.0.2], nodeName: node-1}]
+"#;
+
+#[test]
+fn ebpf_agent_serves_node_ports_on_an_address_added_after_start() {
+    if !require_root() {
+        return;
+    }
+    let net = two_hosts().unwrap();
+    let dev = net.link.b_name().to_string();
+    let _echo = Echo::start(&net.b, "node", "10.250.0.2:8080".parse().unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("np.yaml"), NODE_PORT_MANIFEST).unwrap();
+    let bpffs = Bpffs::new().unwrap();
+    let cgroup = Cgroup::new("agent-np").unwrap();
+    let _agent = start_agent_with(&net.b, dir.path(), &cgroup, &bpffs, &["--interfaces", &dev]);
+    wait_for("/healthz 200", Duration::from_secs(20), || {
+        http_get(&net.b, "/healthz").is_some_and(|(c, _)| c == 200)
+    });
+    let ask = |addr: &'static str| {
+        net.a.run(move || {
+            strait_tests::tcp_ask(addr.parse().unwrap(), Duration::from_millis(500)).map(|r| r.name)
+        })
+    };
+    wait_for(
+        "the NodePort on the node address",
+        Duration::from_secs(5),
+        || ask("10.250.0.2:30080").is_ok_and(|n| n == "node"),
+    );
+    // Nothing listens on 30080 there until the agent learns the address.
+    net.b.add_addr(&dev, "10.250.0.50/24").unwrap();
+    let added = Instant::now();
+    // Well under the agent's 30 s fallback poll: the netlink notification
+    // is what makes it serve the new address.
+    wait_for(
+        "the NodePort on the new address",
+        Duration::from_secs(5),
+        || ask("10.250.0.50:30080").is_ok_and(|n| n == "node"),
+    );
+    eprintln!(
+        "NodePort served on the new address after {:?}",
+        added.elapsed()
+    );
 }

@@ -10,5 +10,7 @@ pub mod neigh;
 pub mod proto_route;
 pub mod route;
 pub mod socket;
+pub mod watch;
 
 pub use socket::{Netlink, NetlinkError};
+pub use watch::AddressWatch;

@@ -14,6 +14,7 @@ mod kernel_state;
 pub mod kube_layout;
 mod loader;
 pub mod maglev;
+mod mapped_array;
 pub mod node_maps;
 pub mod node_routes;
 mod object;

@@ -79,6 +79,9 @@ pub fn table(backends: &[SocketAddr], size: usize) -> Vec<u32> {
 /// which ranges are free.
 pub struct MaglevTables {
     array: Array<MapData, u32>,
+    /// The same map mapped into memory (absent for a pin created without
+    /// `BPF_F_MMAPABLE`): writes are stores, not system calls.
+    mapped: Option<crate::mapped_array::MappedArray>,
     capacity: u32,
     free: FreeRanges,
 }
@@ -90,10 +93,16 @@ struct FreeRanges {
 }
 
 impl MaglevTables {
-    /// Wraps the pinned map of `capacity` entries, all free.
-    pub(crate) fn new(array: Array<MapData, u32>, capacity: u32) -> MaglevTables {
+    /// Wraps the pinned map of `capacity` entries, all free, written
+    /// through `mapped` when given.
+    pub(crate) fn new(
+        array: Array<MapData, u32>,
+        mapped: Option<crate::mapped_array::MappedArray>,
+        capacity: u32,
+    ) -> MaglevTables {
         MaglevTables {
             array,
+            mapped,
             capacity,
             free: FreeRanges::new(capacity),
         }
@@ -146,13 +155,19 @@ impl MaglevTables {
                 .get(i)
                 .and_then(|o| previous.1.get(*o as usize))
                 .copied();
-            if before != Some(id) {
-                self.array
-                    .set(offset + i as u32, id, 0)
+            if before == Some(id) {
+                continue;
+            }
+            let index = offset + i as u32;
+            match &self.mapped {
+                Some(m) if m.set(index, id) => {}
+                _ => self
+                    .array
+                    .set(index, id, 0)
                     .map_err(|source| ProxyError::Map {
                         map: maps::MAGLEV,
                         source,
-                    })?;
+                    })?,
             }
         }
         Ok(())

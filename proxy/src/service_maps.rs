@@ -130,10 +130,22 @@ impl ServiceMaps {
             None => None,
         };
         let maglev = match maglev {
-            Some((map, rows)) => Some(crate::maglev::MaglevTables::new(
-                aya::maps::Array::try_from(map).map_err(map_err(maps::MAGLEV))?,
-                rows,
-            )),
+            Some((map, rows)) => {
+                let mapped = match &map {
+                    Map::Array(data) => crate::mapped_array::MappedArray::new(data),
+                    _ => None,
+                };
+                if mapped.is_none() {
+                    tracing::info!(
+                        "the pinned Maglev map is not memory-mapped; its tables are written entry by entry"
+                    );
+                }
+                Some(crate::maglev::MaglevTables::new(
+                    aya::maps::Array::try_from(map).map_err(map_err(maps::MAGLEV))?,
+                    mapped,
+                    rows,
+                ))
+            }
             None => None,
         };
         let mut this = Self {

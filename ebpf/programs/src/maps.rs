@@ -1,6 +1,7 @@
 //! The maps, pinned by name so a restarted agent reuses them and connections
 //! keep being translated while it is away.
 use aya_ebpf::{
+    bindings::BPF_F_MMAPABLE,
     macros::map,
     maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray},
 };
@@ -58,9 +59,10 @@ pub static LOCAL_ENDPOINTS: HashMap<AddrKey, u32> = HashMap::pinned(LOCAL_ENDPOI
 #[map(name = "STRAIT_NODE_CFG")]
 pub static NODE_CONFIG: Array<NodeConfig> = Array::pinned(1, 0);
 
-/// Maglev tables of external frontends (sized by user space at load).
+/// Maglev tables of external frontends (sized by user space at load;
+/// mmapable, so user space writes the tables with plain stores).
 #[map(name = "STRAIT_MAGLEV")]
-pub static MAGLEV: Array<u32> = Array::pinned(MAGLEV_ENTRIES, 0);
+pub static MAGLEV: Array<u32> = Array::pinned(MAGLEV_ENTRIES, BPF_F_MMAPABLE);
 
 /// `loadBalancerSourceRanges`: key data is (frontend id, family, client
 /// address); the prefix covers the first two words plus the CIDR's.

@@ -5,6 +5,7 @@
 //! In [`ProxyMode::Iptables`] and [`ProxyMode::Nftables`] it loads no eBPF
 //! and writes kube-proxy's layout instead ([`crate::kube_layout`]), so the
 //! same cluster can be compared under both datapaths.
+mod addresses;
 pub mod cni_config;
 pub(crate) mod http;
 mod metrics;
@@ -224,7 +225,7 @@ async fn run_ebpf(
     let mut resync = tokio::time::interval(config.resync);
     resync.tick().await;
     // Node addresses come and go (DHCP, a VIP moved here); follow them.
-    let mut addresses = tokio::time::interval(Duration::from_secs(1));
+    let mut addresses = addresses::AddressChanges::new();
     tokio::pin!(shutdown);
     let mut current = snapshot;
     let mut view_alive = true;
@@ -283,7 +284,7 @@ async fn run_ebpf(
                     }
                 }
             }
-            _ = addresses.tick(), if external.is_some() => {
+            () = addresses.changed(), if external.is_some() => {
                 if let Some((node, primary)) = external.as_mut() {
                     let addrs = crate::node_maps::node_addresses(primary, &config.nodeport_cidrs);
                     match node.set_addresses(&addrs) {
