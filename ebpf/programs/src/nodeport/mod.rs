@@ -174,7 +174,13 @@ fn try_ingress(ctx: &TcContext) -> Result<i32, i64> {
     };
     // SAFETY: helper without preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
-    // An established flow first: the common case costs one lookup.
+    // An established flow first: the common case costs one conntrack
+    // lookup. A packet to a port in the SNAT range is most likely a reply
+    // of a SNATed flow, so that direction is tried first.
+    let reply_first = is_nat_port(p.dport);
+    if reply_first && let Some(action) = snat_reply(ctx, &p, now)? {
+        return Ok(action);
+    }
     let forward = p.key(CT_DIR_FORWARD);
     if let Some(fv) = touch(&forward, now, p.closing)
         // SAFETY: plain-data value, copied out at once. A removed backend
@@ -183,13 +189,8 @@ fn try_ingress(ctx: &TcContext) -> Result<i32, i64> {
     {
         return translate(ctx, &p, &fv);
     }
-    // A reply of a SNATed flow: back to the client, from the frontend.
-    if let Some(rv) = touch(&p.key(CT_DIR_REPLY), now, p.closing)
-        && rv.flags & CT_F_SNAT != 0
-    {
-        rewrite(ctx, &p, true, rv.addr2, rv.port2)?;
-        rewrite(ctx, &p, false, rv.addr1, rv.port1)?;
-        return Ok(redirect_out(ctx));
+    if !reply_first && let Some(action) = snat_reply(ctx, &p, now)? {
+        return Ok(action);
     }
     let Some((key, fe)) = frontend(&p) else {
         return Ok(OK);
@@ -306,6 +307,27 @@ fn try_ingress(ctx: &TcContext) -> Result<i32, i64> {
     translate(ctx, &p, &sc.fv)
 }
 
+/// Whether `port` (network byte order) is in the range SNAT picks from.
+#[inline(always)]
+fn is_nat_port(port: u16) -> bool {
+    let port = u32::from(u16::from_be(port));
+    (NAT_PORT_MIN..NAT_PORT_MIN + NAT_PORT_SPAN).contains(&port)
+}
+
+/// A reply of a SNATed flow goes back to the client, from the frontend;
+/// `None` when the packet is no such reply.
+#[inline(always)]
+fn snat_reply(ctx: &TcContext, p: &Packet, now: u64) -> Result<Option<i32>, i64> {
+    match touch(&p.key(CT_DIR_REPLY), now, p.closing) {
+        Some(rv) if rv.flags & CT_F_SNAT != 0 => {
+            rewrite(ctx, p, true, rv.addr2, rv.port2)?;
+            rewrite(ctx, p, false, rv.addr1, rv.port1)?;
+            Ok(Some(redirect_out(ctx)))
+        }
+        _ => Ok(None),
+    }
+}
+
 /// Applies a forward entry: DNAT, plus SNAT when the backend is elsewhere.
 #[inline(always)]
 fn translate(ctx: &TcContext, p: &Packet, fv: &CtValue) -> Result<i32, i64> {
@@ -381,6 +403,13 @@ pub fn egress(ctx: &TcContext) -> i32 {
     let Some(p) = parse(ctx) else {
         return OK;
     };
+    // Only replies from a node-local backend are translated here: a small
+    // map tells them apart before the large conntrack map is touched.
+    let local = AddrKey::new(p.saddr, p.family);
+    // SAFETY: plain-data value, copied out at once.
+    if unsafe { LOCAL_ENDPOINTS.get(local) }.copied().unwrap_or(0) == 0 {
+        return OK;
+    }
     // SAFETY: helper without preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     let Some(rv) = touch(&p.key(CT_DIR_REPLY), now, p.closing) else {

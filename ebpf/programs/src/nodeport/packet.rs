@@ -1,6 +1,8 @@
 //! Reading and rewriting the IPv4 or IPv6 TCP/UDP packets the tc programs
 //! translate: where the addresses, ports and checksums sit, and how each
 //! family fixes its checksums after a rewrite.
+use core::cell::Cell;
+
 use aya_ebpf::{
     bindings::{BPF_F_MARK_MANGLED_0, BPF_F_PSEUDO_HDR},
     helpers::bpf_csum_diff,
@@ -73,12 +75,70 @@ impl Packet {
 
 /// The packet's TCP/UDP header fields, or `None` for anything the tc
 /// programs leave alone (other protocols, non-first IPv4 fragments, IPv6
-/// with extension headers before the transport header).
+/// with extension headers before the transport header). Headers are read
+/// straight from the packet's linear data (no helper call per field); a
+/// packet whose headers are not all linear is read with
+/// `bpf_skb_load_bytes` instead.
 #[inline(always)]
 pub fn parse(ctx: &TcContext) -> Option<Packet> {
-    let ethertype = u16::from_be(ctx.load::<u16>(12).ok()?);
+    let linear = Linear {
+        start: ctx.data(),
+        end: ctx.data_end(),
+        short: Cell::new(false),
+    };
+    // (A plain Option, not a Result around it: LLVM leaves registers of
+    // the nested layout uninitialised, which the verifier refuses.)
+    if let Some(p) = parse_with(&linear) {
+        return Some(p);
+    }
+    if !linear.short.get() {
+        return None;
+    }
+    parse_with(&Loaded(ctx))
+}
+
+/// Where header fields are read from; `None` past what it can see.
+trait Reader {
+    fn read<T: Copy>(&self, off: usize) -> Option<T>;
+}
+
+/// The linear part of the packet, by direct packet access.
+struct Linear {
+    start: usize,
+    end: usize,
+    /// A read went past the linear data.
+    short: Cell<bool>,
+}
+
+impl Reader for Linear {
+    #[inline(always)]
+    fn read<T: Copy>(&self, off: usize) -> Option<T> {
+        let at = self.start + off;
+        if at + core::mem::size_of::<T>() > self.end {
+            self.short.set(true);
+            return None;
+        }
+        // SAFETY: the verifier-checked bounds above keep the read inside
+        // the packet; fields may be unaligned.
+        Some(unsafe { core::ptr::read_unaligned(at as *const T) })
+    }
+}
+
+/// The whole packet, copied field by field with `bpf_skb_load_bytes`.
+struct Loaded<'a>(&'a TcContext);
+
+impl Reader for Loaded<'_> {
+    #[inline(always)]
+    fn read<T: Copy>(&self, off: usize) -> Option<T> {
+        self.0.load(off).ok()
+    }
+}
+
+#[inline(always)]
+fn parse_with<R: Reader>(r: &R) -> Option<Packet> {
+    let ethertype = u16::from_be(r.read::<u16>(12)?);
     let (family, proto, l4, saddr, daddr) = if ethertype == ETH_P_IP {
-        let ver_ihl: u8 = ctx.load(ETH_HLEN).ok()?;
+        let ver_ihl: u8 = r.read(ETH_HLEN)?;
         if ver_ihl >> 4 != 4 {
             return None;
         }
@@ -87,13 +147,13 @@ pub fn parse(ctx: &TcContext) -> Option<Packet> {
             return None;
         }
         // Fragments other than the first carry no ports; leave them alone.
-        let frag = u16::from_be(ctx.load::<u16>(ETH_HLEN + 6).ok()?);
+        let frag = u16::from_be(r.read::<u16>(ETH_HLEN + 6)?);
         if frag & 0x1fff != 0 {
             return None;
         }
-        let proto: u8 = ctx.load(ETH_HLEN + 9).ok()?;
-        let saddr: u32 = ctx.load(IP_SRC_OFF).ok()?;
-        let daddr: u32 = ctx.load(IP_DST_OFF).ok()?;
+        let proto: u8 = r.read(ETH_HLEN + 9)?;
+        let saddr: u32 = r.read(IP_SRC_OFF)?;
+        let daddr: u32 = r.read(IP_DST_OFF)?;
         (
             FAMILY_V4,
             proto,
@@ -102,17 +162,17 @@ pub fn parse(ctx: &TcContext) -> Option<Packet> {
             [daddr, 0, 0, 0],
         )
     } else if ethertype == ETH_P_IPV6 {
-        let ver: u8 = ctx.load(ETH_HLEN).ok()?;
+        let ver: u8 = r.read(ETH_HLEN)?;
         if ver >> 4 != 6 {
             return None;
         }
-        let proto: u8 = ctx.load(ETH_HLEN + 6).ok()?;
+        let proto: u8 = r.read(ETH_HLEN + 6)?;
         (
             FAMILY_V6,
             proto,
             ETH_HLEN + IP6_HLEN,
-            ctx.load::<[u32; 4]>(IP6_SRC_OFF).ok()?,
-            ctx.load::<[u32; 4]>(IP6_DST_OFF).ok()?,
+            r.read::<[u32; 4]>(IP6_SRC_OFF)?,
+            r.read::<[u32; 4]>(IP6_DST_OFF)?,
         )
     } else {
         return None;
@@ -120,13 +180,13 @@ pub fn parse(ctx: &TcContext) -> Option<Packet> {
     if proto != PROTO_TCP && proto != PROTO_UDP {
         return None;
     }
-    let closing = proto == PROTO_TCP && ctx.load::<u8>(l4 + 13).ok()? & (TCP_FIN | TCP_RST) != 0;
+    let closing = proto == PROTO_TCP && r.read::<u8>(l4 + 13)? & (TCP_FIN | TCP_RST) != 0;
     Some(Packet {
         family,
         saddr,
         daddr,
-        sport: ctx.load(l4).ok()?,
-        dport: ctx.load(l4 + 2).ok()?,
+        sport: r.read(l4)?,
+        dport: r.read(l4 + 2)?,
         proto,
         l4,
         closing,
