@@ -21,6 +21,7 @@ use std::time::Duration;
 use hyper::header::HeaderName;
 use ipnetwork::IpNetwork;
 
+use crate::balance::Balance;
 use crate::rewrite::RewriteTemplate;
 
 /// The prefix of ingress-nginx annotations.
@@ -59,6 +60,9 @@ pub const CANARY_WEIGHT: &str = "nginx.ingress.kubernetes.io/canary-weight";
 /// `canary-by-header`: a request header whose value `always` or `never`
 /// decides for the canary.
 pub const CANARY_BY_HEADER: &str = "nginx.ingress.kubernetes.io/canary-by-header";
+
+/// `load-balance`: `round_robin` or `ewma` for this Ingress's upstreams.
+pub const LOAD_BALANCE: &str = "nginx.ingress.kubernetes.io/load-balance";
 
 /// The affinity cookie's name when `session-cookie-name` is not set (the
 /// ingress-nginx default).
@@ -120,6 +124,8 @@ pub struct IngressSettings {
     pub canary: Option<CanarySettings>,
     /// `backend-protocol`.
     pub backend_protocol: BackendProtocol,
+    /// `load-balance` (`None`: the controller's `--load-balance`).
+    pub load_balance: Option<Balance>,
 }
 
 impl Default for IngressSettings {
@@ -137,6 +143,7 @@ impl Default for IngressSettings {
             affinity_cookie: None,
             canary: None,
             backend_protocol: BackendProtocol::Http,
+            load_balance: None,
         }
     }
 }
@@ -229,7 +236,7 @@ pub fn verdict(key: &str, value: &str) -> Option<Verdict> {
             "the cookie is a session cookie (Path=/, HttpOnly, Secure over https) whose value \
              is a hash of the endpoint",
         ),
-        "session-cookie-name" => Verdict::Honoured,
+        "session-cookie-name" | "load-balance" => Verdict::Honoured,
         "affinity-mode"
         | "affinity-canary-behavior"
         | "session-cookie-path"
@@ -329,6 +336,12 @@ pub fn parse(
             CANARY => canary = parse_bool(key, value)?,
             CANARY_WEIGHT => canary_settings.weight = parse_weight(key, value)?,
             CANARY_BY_HEADER => canary_settings.header = Some(parse_header_name(key, value)?),
+            LOAD_BALANCE => {
+                settings.load_balance = Some(
+                    Balance::parse(value)
+                        .ok_or_else(|| invalid(key, value, "round_robin or ewma"))?,
+                );
+            }
             _ => {}
         }
     }

@@ -12,6 +12,7 @@ use strait_cluster::k8s_openapi::api::core::v1::ServicePort;
 use strait_cluster::{ClusterSnapshot, Protocol, Scope, select_endpoints, service};
 
 use crate::affinity::EndpointKey;
+use crate::balance::{Balance, EndpointStats, pick_two};
 use crate::config::{PortRef, ServiceRef};
 
 /// The endpoints of one Service port, with the round-robin cursor the proxy
@@ -32,6 +33,17 @@ pub struct Upstream {
     problem: Option<BackendProblem>,
     /// Round-robin cursor, shared with the previous table's copy.
     cursor: Arc<AtomicUsize>,
+    /// Latency and load of each endpoint (same order), for EWMA; kept
+    /// across rebuilds for endpoints that stay.
+    stats: Vec<Arc<EndpointStats>>,
+}
+
+/// What an upstream hands to its successor in the next rebuild: the
+/// round-robin cursor and the endpoints' statistics.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Carry {
+    cursor: Arc<AtomicUsize>,
+    stats: HashMap<SocketAddr, Arc<EndpointStats>>,
 }
 
 impl Upstream {
@@ -40,10 +52,17 @@ impl Upstream {
         Self {
             name: Arc::from(name),
             keys: keys(name, &endpoints),
+            stats: endpoints.iter().map(|_| Arc::default()).collect(),
             endpoints,
             problem: None,
             cursor: Arc::default(),
         }
+    }
+
+    /// The statistics of `endpoint`, while it is one of ours.
+    pub fn stats_of(&self, endpoint: SocketAddr) -> Option<&Arc<EndpointStats>> {
+        let i = self.endpoints.iter().position(|e| *e == endpoint)?;
+        self.stats.get(i)
     }
 
     /// `namespace/name:port`.
@@ -78,21 +97,44 @@ impl Upstream {
     }
 
     /// The endpoints in the order to try them for one request: `pinned`
-    /// first when given (session affinity), then round-robin from the
-    /// cursor (for retries), at most `attempts` in all.
-    pub fn attempt_order(&self, attempts: usize, pinned: Option<SocketAddr>) -> Vec<SocketAddr> {
+    /// first when given (session affinity), else the one `balance`
+    /// chooses; then round-robin from the cursor (for retries), at most
+    /// `attempts` in all.
+    pub fn attempt_order(
+        &self,
+        attempts: usize,
+        pinned: Option<SocketAddr>,
+        balance: Balance,
+    ) -> Vec<SocketAddr> {
         let len = self.endpoints.len();
         if len == 0 || attempts == 0 {
             return Vec::new();
         }
-        let start = self.cursor.fetch_add(1, Ordering::Relaxed) % len;
+        let turn = self.cursor.fetch_add(1, Ordering::Relaxed);
+        let start = turn % len;
+        let first = pinned.or_else(|| match balance {
+            Balance::RoundRobin => None,
+            Balance::Ewma => {
+                let draws = (splitmix(turn as u64), splitmix(!(turn as u64)));
+                pick_two(&self.stats, draws).and_then(|i| self.endpoints.get(i).copied())
+            }
+        });
         let rest = (0..len).filter_map(|i| self.endpoints.get((start + i) % len).copied());
-        pinned
+        first
             .into_iter()
-            .chain(rest.filter(|e| Some(*e) != pinned))
+            .chain(rest.filter(|e| Some(*e) != first))
             .take(attempts)
             .collect()
     }
+}
+
+/// SplitMix64: well-spread draws from a counter, for the EWMA pick (no
+/// random number generator needed, and different for each request).
+fn splitmix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// Why a Service backend has no usable endpoints, reported in logs and in
@@ -124,19 +166,20 @@ impl fmt::Display for BackendProblem {
 }
 
 /// Builds [`Upstream`]s for one rebuild, sharing one per Service port and
-/// carrying round-robin cursors over from the previous table.
+/// carrying round-robin cursors and endpoint statistics over from the
+/// previous table.
 pub(crate) struct UpstreamResolver<'a> {
     snapshot: &'a ClusterSnapshot,
-    previous: &'a HashMap<Arc<str>, Arc<AtomicUsize>>,
+    previous: &'a HashMap<Arc<str>, Carry>,
     built: HashMap<Arc<str>, Arc<Upstream>>,
 }
 
 impl<'a> UpstreamResolver<'a> {
-    /// A resolver over `snapshot`; `previous` holds the cursors of the last
-    /// table by upstream name.
+    /// A resolver over `snapshot`; `previous` holds what the last table's
+    /// upstreams carry over, by upstream name.
     pub(crate) fn new(
         snapshot: &'a ClusterSnapshot,
-        previous: &'a HashMap<Arc<str>, Arc<AtomicUsize>>,
+        previous: &'a HashMap<Arc<str>, Carry>,
     ) -> Self {
         Self {
             snapshot,
@@ -155,23 +198,40 @@ impl<'a> UpstreamResolver<'a> {
             Ok(endpoints) => (endpoints, None),
             Err(problem) => (Vec::new(), Some(problem)),
         };
-        let cursor = self.previous.get(&name).cloned().unwrap_or_default();
+        let carry = self.previous.get(&name).cloned().unwrap_or_default();
+        let stats = endpoints
+            .iter()
+            .map(|e| carry.stats.get(e).cloned().unwrap_or_default())
+            .collect();
         let up = Arc::new(Upstream {
             name: name.clone(),
             keys: keys(&name, &endpoints),
             endpoints,
             problem,
-            cursor,
+            cursor: carry.cursor,
+            stats,
         });
         self.built.insert(name, up.clone());
         up
     }
 
-    /// The cursors of this rebuild, to hand to the next one.
-    pub(crate) fn into_cursors(self) -> HashMap<Arc<str>, Arc<AtomicUsize>> {
+    /// What this rebuild's upstreams carry over to the next one.
+    pub(crate) fn into_carry(self) -> HashMap<Arc<str>, Carry> {
         self.built
             .into_iter()
-            .map(|(name, up)| (name, up.cursor.clone()))
+            .map(|(name, up)| {
+                let stats = up
+                    .endpoints
+                    .iter()
+                    .copied()
+                    .zip(up.stats.iter().cloned())
+                    .collect();
+                let carry = Carry {
+                    cursor: up.cursor.clone(),
+                    stats,
+                };
+                (name, carry)
+            })
             .collect()
     }
 
@@ -223,16 +283,25 @@ mod tests {
             .map(|i| SocketAddr::from(([127, 0, 0, i], 80)))
             .collect();
         let up = Upstream::fixed("ns/s:80", eps.clone());
-        assert_eq!(up.attempt_order(2, None), vec![eps[0], eps[1]]);
-        assert_eq!(up.attempt_order(5, None), vec![eps[1], eps[2], eps[0]]);
+        assert_eq!(
+            up.attempt_order(2, None, Balance::RoundRobin),
+            vec![eps[0], eps[1]]
+        );
+        assert_eq!(
+            up.attempt_order(5, None, Balance::RoundRobin),
+            vec![eps[1], eps[2], eps[0]]
+        );
         // A pinned endpoint goes first and is not tried twice.
         assert_eq!(
-            up.attempt_order(3, Some(eps[0])),
+            up.attempt_order(3, Some(eps[0]), Balance::RoundRobin),
             vec![eps[0], eps[2], eps[1]]
         );
-        assert_eq!(up.attempt_order(2, Some(eps[1])), vec![eps[1], eps[0]]);
+        assert_eq!(
+            up.attempt_order(2, Some(eps[1]), Balance::RoundRobin),
+            vec![eps[1], eps[0]]
+        );
         let empty = Upstream::fixed("ns/s:80", Vec::new());
-        assert!(empty.attempt_order(3, None).is_empty());
+        assert!(empty.attempt_order(3, None, Balance::Ewma).is_empty());
         // Affinity keys name endpoints without revealing them.
         let key = up.key_of(eps[2]);
         assert_eq!(up.endpoint_for(key), Some(eps[2]));

@@ -10,7 +10,6 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
 
 use regex::Regex;
 
@@ -77,7 +76,8 @@ pub struct Built {
 type CachedCert = (Arc<Secret>, Result<Arc<CertifiedKey>, CertError>);
 
 /// Builds configuration generations, keeping what can be reused between
-/// them: parsed certificates, round-robin cursors, the default certificate.
+/// them: parsed certificates, round-robin cursors and endpoint statistics,
+/// the default certificate.
 ///
 /// It exists so a rebuild after an endpoint change re-parses no certificate
 /// and does not reset load spreading.
@@ -86,7 +86,7 @@ pub struct ConfigBuilder {
     provider: Arc<CryptoProvider>,
     default_cert: Arc<CertifiedKey>,
     certs: HashMap<ObjectKey, CachedCert>,
-    cursors: HashMap<Arc<str>, Arc<AtomicUsize>>,
+    carried: HashMap<Arc<str>, crate::backend::Carry>,
 }
 
 impl ConfigBuilder {
@@ -101,7 +101,7 @@ impl ConfigBuilder {
             provider,
             default_cert,
             certs: HashMap::new(),
-            cursors: HashMap::new(),
+            carried: HashMap::new(),
         })
     }
 
@@ -119,7 +119,7 @@ impl ConfigBuilder {
             .into_iter()
             .partition(|a| a.settings.canary.is_none());
         let certs = self.build_certs(snapshot, &ingresses, &mut report);
-        let previous = std::mem::take(&mut self.cursors);
+        let previous = std::mem::take(&mut self.carried);
         let mut upstreams = UpstreamResolver::new(snapshot, &previous);
         let mut router = Router::default();
         let mut problems = Vec::new();
@@ -162,7 +162,7 @@ impl ConfigBuilder {
                 canary: None,
             }));
         }
-        self.cursors = upstreams.into_cursors();
+        self.carried = upstreams.into_carry();
         report.problems.append(&mut problems);
         report.problems.sort();
         report.problems.dedup();
@@ -189,7 +189,9 @@ impl ConfigBuilder {
             let name = key.to_string();
             let parsed = annotations::parse(ingress.metadata.annotations.as_ref())
                 .map_err(|e| e.to_string())
-                .and_then(|(settings, ignored)| {
+                .and_then(|(mut settings, ignored)| {
+                    settings.load_balance =
+                        Some(settings.load_balance.unwrap_or(self.config.load_balance));
                     let regex_paths = if settings.use_regex {
                         compile_regex_paths(ingress).map_err(|e| e.to_string())?
                     } else {

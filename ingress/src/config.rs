@@ -45,6 +45,9 @@ pub struct IngressConfig {
     /// Record problems as Kubernetes Events on their Ingress (needs an API
     /// server: off with `--manifests`).
     pub events: bool,
+    /// How upstream endpoints share requests unless an Ingress says
+    /// otherwise (`load-balance` annotation).
+    pub load_balance: crate::balance::Balance,
 }
 
 impl Default for IngressConfig {
@@ -61,6 +64,7 @@ impl Default for IngressConfig {
             access_log: true,
             status: StatusConfig::default(),
             events: false,
+            load_balance: crate::balance::Balance::RoundRobin,
         }
     }
 }

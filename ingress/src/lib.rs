@@ -30,6 +30,7 @@
 pub mod affinity;
 pub mod annotations;
 pub mod backend;
+pub mod balance;
 pub mod build;
 pub mod canary;
 pub mod class;

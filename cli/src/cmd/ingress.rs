@@ -40,6 +40,11 @@ pub struct Args {
     /// Serve /healthz and /metrics on this address.
     #[arg(long)]
     metrics: Option<SocketAddr>,
+    /// How upstream endpoints share requests: round_robin, or ewma (the
+    /// faster of two random endpoints by latency and requests in flight).
+    /// An Ingress overrides it with nginx.ingress.kubernetes.io/load-balance.
+    #[arg(long, default_value = "round_robin", value_parser = parse_balance)]
+    load_balance: strait_ingress::balance::Balance,
     /// Port to put in https redirects (default: the --https port; omitted when 443).
     #[arg(long)]
     redirect_https_port: Option<u16>,
@@ -147,6 +152,12 @@ fn annotations(manifests: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// `--load-balance`, with the values the annotation takes.
+fn parse_balance(value: &str) -> Result<strait_ingress::balance::Balance, String> {
+    strait_ingress::balance::Balance::parse(value)
+        .ok_or_else(|| format!("{value:?}: expected round_robin or ewma"))
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(Command::Annotations { manifests }) = args.command {
         return annotations(manifests);
@@ -161,6 +172,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         },
         default_backend: args.default_backend.clone(),
         redirect_https_port: args.redirect_https_port,
+        load_balance: args.load_balance,
         timeouts: Timeouts {
             connect: args.connect_timeout,
             read: args.read_timeout,

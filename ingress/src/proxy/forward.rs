@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::error::Error as _;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -23,6 +23,7 @@ use super::send_timeout::{SendStalled, watch_body};
 use super::{Body, BoxError};
 use crate::annotations::BackendProtocol;
 use crate::backend::Upstream;
+use crate::balance::{Balance, FAILURE_PENALTY};
 use crate::config::Timeouts;
 use crate::metrics::Metrics;
 
@@ -113,6 +114,8 @@ pub struct SendOptions {
     /// Try this endpoint first (session affinity), if it is one of the
     /// upstream's.
     pub pinned: Option<SocketAddr>,
+    /// How to choose among the upstream's endpoints.
+    pub balance: Balance,
 }
 
 /// The part of the request that is re-sent on every attempt.
@@ -251,7 +254,7 @@ impl UpstreamClient {
         let mut last = String::new();
         let mut timed_out = false;
         let pinned = options.pinned.filter(|p| upstream.endpoints().contains(p));
-        let order = upstream.attempt_order(self.max_attempts, pinned);
+        let order = upstream.attempt_order(self.max_attempts, pinned, options.balance);
         for endpoint in order {
             let (body, again) = match payload {
                 Payload::Replayable(ref bytes) => (full(bytes.clone()), true),
@@ -264,7 +267,21 @@ impl UpstreamClient {
             let (body, sent) = watch_body(body, send_timeout);
             let req = build(&request, endpoint, options.protocol, body)?;
             tried += 1;
-            match exchange(&client, req, sent, read_timeout).await {
+            // Every request feeds the endpoint's latency average (used by
+            // `load-balance: ewma`): the time to the response head, or a
+            // penalty when the endpoint could not be reached.
+            let stats = upstream.stats_of(endpoint);
+            let _in_flight = stats.map(|s| s.begin());
+            let started = Instant::now();
+            let outcome = exchange(&client, req, sent, read_timeout).await;
+            if let Some(stats) = stats {
+                let latency = match &outcome {
+                    Ok(Err(e)) if e.is_connect() => started.elapsed().max(FAILURE_PENALTY),
+                    _ => started.elapsed(),
+                };
+                stats.observe(latency);
+            }
+            match outcome {
                 Ok(Ok(resp)) => return Ok((resp, endpoint)),
                 Ok(Err(e)) if e.is_connect() => {
                     self.metrics.connect_failure();

@@ -244,6 +244,7 @@ impl Handler {
             body_limit: route.settings.body_limit,
             protocol: route.settings.backend_protocol,
             pinned,
+            balance: route.settings.load_balance.unwrap_or_default(),
         };
         match self.client.send(upstream, outgoing, body, options).await {
             Ok((mut resp, endpoint)) => {
