@@ -30,6 +30,21 @@ pub fn add(nl: &mut Netlink, index: u32, ip: IpAddr, prefix: u8) -> Result<(), N
     )
 }
 
+/// Remove `ip/prefix` from the link `index`.
+pub fn delete(nl: &mut Netlink, index: u32, ip: IpAddr, prefix: u8) -> Result<(), NetlinkError> {
+    let mut msg = AddressMessage::default();
+    msg.header.family = family(ip);
+    msg.header.prefix_len = prefix;
+    msg.header.index = index;
+    msg.attributes.push(AddressAttribute::Local(ip));
+    msg.attributes.push(AddressAttribute::Address(ip));
+    nl.request(
+        || format!("removing address {ip}/{prefix}"),
+        RouteNetlinkMessage::DelAddress(msg),
+        0,
+    )
+}
+
 /// Every address on link `index`, with its prefix length.
 pub fn list(nl: &mut Netlink, index: u32) -> Result<Vec<(IpAddr, u8)>, NetlinkError> {
     let all = nl.dump(

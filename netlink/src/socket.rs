@@ -74,6 +74,7 @@ pub struct Netlink {
     socket: Socket,
     seq: u32,
     buf: Vec<u8>,
+    restarts: u64,
 }
 
 impl Netlink {
@@ -88,6 +89,7 @@ impl Netlink {
             socket,
             seq: 0,
             buf: Vec::with_capacity(RECV_BUF),
+            restarts: 0,
         })
     }
 
@@ -215,8 +217,15 @@ impl Netlink {
             if !interrupted {
                 return Ok(out);
             }
+            self.restarts += 1;
             tracing::debug!(what = %what(), "netlink dump interrupted, retrying");
         }
         Err(NetlinkError::DumpInterrupted)
+    }
+
+    /// How many dumps on this socket were restarted because the kernel
+    /// flagged them as interrupted (for logs and tests).
+    pub fn dump_restarts(&self) -> u64 {
+        self.restarts
     }
 }
