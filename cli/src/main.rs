@@ -4,6 +4,12 @@ mod cmd;
 
 use clap::Parser;
 
+/// mimalloc instead of glibc malloc: the proxies allocate and free small
+/// buffers per request from one thread per core, where glibc's arenas cost
+/// about 4 % of the ingress proxy's CPU (perf under wrk).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = cmd::Cli::parse();
     tracing_subscriber::fmt()
