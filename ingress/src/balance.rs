@@ -90,11 +90,11 @@ impl EndpointStats {
         InFlight(self.clone())
     }
 
-    /// Folds one latency sample into the average: the older the average,
-    /// the less it weighs. A peak (a sample above the average) replaces it
-    /// outright, so a sudden slowdown is felt at once.
-    pub fn observe(&self, latency: Duration) {
-        let now = self.now_ns();
+    /// Folds one latency sample, taken at `at`, into the average: the
+    /// older the average, the less it weighs. A peak (a sample above the
+    /// average) replaces it outright, so a sudden slowdown is felt at once.
+    pub fn observe(&self, latency: Duration, at: Instant) {
+        let now = at.saturating_duration_since(self.epoch).as_nanos() as u64;
         let sample = latency.as_nanos() as f64;
         let last = self.updated_ns.load(Ordering::Relaxed);
         let old = f64::from_bits(self.ewma_ns.load(Ordering::Relaxed));
@@ -143,7 +143,7 @@ mod tests {
 
     fn with_ewma(ms: u64) -> Arc<EndpointStats> {
         let s = Arc::new(EndpointStats::default());
-        s.observe(Duration::from_millis(ms));
+        s.observe(Duration::from_millis(ms), Instant::now());
         s
     }
 
@@ -175,7 +175,7 @@ mod tests {
     #[test]
     fn a_peak_counts_at_once_and_a_recovery_fades_in() {
         let s = with_ewma(10);
-        s.observe(Duration::from_millis(100));
+        s.observe(Duration::from_millis(100), Instant::now());
         assert!(
             s.score() > 99e6,
             "a peak replaces the average: {}",
@@ -183,7 +183,7 @@ mod tests {
         );
         // Faster answers right after pull the average down only a little:
         // almost no time has passed, so the old average still weighs.
-        s.observe(Duration::from_millis(1));
+        s.observe(Duration::from_millis(1), Instant::now());
         assert!(s.score() > 90e6, "{}", s.score());
         // Distinct indices even with equal draws.
         let three = vec![with_ewma(1), with_ewma(1), with_ewma(1)];

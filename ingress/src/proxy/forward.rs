@@ -256,6 +256,9 @@ impl UpstreamClient {
         let pinned = options.pinned.filter(|p| upstream.endpoints().contains(p));
         let order = upstream.attempt_order(self.max_attempts, pinned, options.balance);
         for endpoint in order {
+            // A request without a body is sent whole with its head: no
+            // send timeout to watch, the read timeout starts at once.
+            let bodiless = matches!(payload, Payload::Replayable(ref b) if b.is_empty());
             let (body, again) = match payload {
                 Payload::Replayable(ref bytes) => (full(bytes.clone()), true),
                 Payload::Stream(body) => {
@@ -264,7 +267,12 @@ impl UpstreamClient {
                     (body, false)
                 }
             };
-            let (body, sent) = watch_body(body, send_timeout);
+            let (body, sent) = if bodiless {
+                (body, None)
+            } else {
+                let (body, sent) = watch_body(body, send_timeout);
+                (body, Some(sent))
+            };
             let req = build(&request, endpoint, options.protocol, body)?;
             tried += 1;
             // Every request feeds the endpoint's latency average (used by
@@ -275,11 +283,13 @@ impl UpstreamClient {
             let started = Instant::now();
             let outcome = exchange(&client, req, sent, read_timeout).await;
             if let Some(stats) = stats {
+                let finished = Instant::now();
+                let took = finished.duration_since(started);
                 let latency = match &outcome {
-                    Ok(Err(e)) if e.is_connect() => started.elapsed().max(FAILURE_PENALTY),
-                    _ => started.elapsed(),
+                    Ok(Err(e)) if e.is_connect() => took.max(FAILURE_PENALTY),
+                    _ => took,
                 };
-                stats.observe(latency);
+                stats.observe(latency, finished);
             }
             match outcome {
                 Ok(Ok(resp)) => return Ok((resp, endpoint)),
@@ -375,7 +385,7 @@ impl UpstreamClient {
 async fn exchange(
     client: &Pooled,
     req: Request<Body>,
-    mut sent: tokio::sync::watch::Receiver<bool>,
+    sent: Option<tokio::sync::watch::Receiver<bool>>,
     read_timeout: Duration,
 ) -> Result<
     Result<Response<Incoming>, hyper_util::client::legacy::Error>,
@@ -383,10 +393,12 @@ async fn exchange(
 > {
     let response = client.request(req);
     tokio::pin!(response);
-    tokio::select! {
-        resp = &mut response => return Ok(resp),
-        // Sent whole (or the body was dropped): the read timeout starts.
-        _ = sent.wait_for(|sent| *sent) => {}
+    if let Some(mut sent) = sent {
+        tokio::select! {
+            resp = &mut response => return Ok(resp),
+            // Sent whole (or the body was dropped): the read timeout starts.
+            _ = sent.wait_for(|sent| *sent) => {}
+        }
     }
     tokio::time::timeout(read_timeout, response).await
 }
