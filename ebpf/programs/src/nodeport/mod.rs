@@ -177,7 +177,8 @@ fn try_ingress(ctx: &TcContext) -> Result<i32, i64> {
     // An established flow first: the common case costs one conntrack
     // lookup. A packet to a port in the SNAT range is most likely a reply
     // of a SNATed flow, so that direction is tried first.
-    let reply_first = is_nat_port(p.dport);
+    // A SYN opening a flow is never a reply: it skips that lookup.
+    let reply_first = is_nat_port(p.dport) && !p.opening;
     if reply_first && let Some(action) = snat_reply(ctx, &p, now)? {
         return Ok(action);
     }
@@ -189,7 +190,10 @@ fn try_ingress(ctx: &TcContext) -> Result<i32, i64> {
     {
         return translate(ctx, &p, &fv);
     }
-    if !reply_first && let Some(action) = snat_reply(ctx, &p, now)? {
+    if !reply_first
+        && !p.opening
+        && let Some(action) = snat_reply(ctx, &p, now)?
+    {
         return Ok(action);
     }
     let Some((key, fe)) = frontend(&p) else {

@@ -15,6 +15,8 @@ const ETH_P_IP: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86dd;
 const TCP_FIN: u8 = 0x01;
 const TCP_RST: u8 = 0x04;
+const TCP_SYN: u8 = 0x02;
+const TCP_ACK: u8 = 0x10;
 /// IPv4 header checksum and addresses.
 const IP_CSUM_OFF: usize = ETH_HLEN + 10;
 const IP_SRC_OFF: usize = ETH_HLEN + 12;
@@ -36,6 +38,8 @@ pub struct Packet {
     l4: usize,
     /// A TCP segment with FIN or RST.
     pub closing: bool,
+    /// A TCP SYN without ACK: opens a flow, never a reply.
+    pub opening: bool,
 }
 
 impl Packet {
@@ -180,7 +184,13 @@ fn parse_with<R: Reader>(r: &R) -> Option<Packet> {
     if proto != PROTO_TCP && proto != PROTO_UDP {
         return None;
     }
-    let closing = proto == PROTO_TCP && r.read::<u8>(l4 + 13)? & (TCP_FIN | TCP_RST) != 0;
+    let flags = if proto == PROTO_TCP {
+        r.read::<u8>(l4 + 13)?
+    } else {
+        0
+    };
+    let closing = flags & (TCP_FIN | TCP_RST) != 0;
+    let opening = flags & (TCP_SYN | TCP_ACK) == TCP_SYN;
     Some(Packet {
         family,
         saddr,
@@ -190,6 +200,7 @@ fn parse_with<R: Reader>(r: &R) -> Option<Packet> {
         proto,
         l4,
         closing,
+        opening,
     })
 }
 
