@@ -51,6 +51,18 @@ async fn slow_upstream(ip: [u8; 4], name: &'static str, delay: Duration) -> (Soc
     (addr, Task(task))
 }
 
+/// A fast echo backend and a 30 ms upstream, the two endpoints of Service
+/// `apps/api`; both stop when the returned values drop.
+async fn fast_and_slow(m: &Manifests) -> (Backend, Task) {
+    let fast = echo("fast", [127, 0, 0, 2]).await;
+    let (slow, task) = slow_upstream([127, 0, 0, 3], "slow", Duration::from_millis(30)).await;
+    m.write(
+        "svc.yaml",
+        &service("apps", "api", "http", 80, &[fast.addr, slow]),
+    );
+    (fast, task)
+}
+
 /// Sends `n` requests one after another; returns how many the fast
 /// endpoint answered.
 async fn answered_by_fast(addr: SocketAddr, host: &str, n: usize) -> usize {
@@ -68,12 +80,7 @@ async fn answered_by_fast(addr: SocketAddr, host: &str, n: usize) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ewma_prefers_the_faster_endpoint_and_round_robin_alternates() {
     let m = Manifests::new();
-    let fast = echo("fast", [127, 0, 0, 2]).await;
-    let (slow, _slow) = slow_upstream([127, 0, 0, 3], "slow", Duration::from_millis(30)).await;
-    m.write(
-        "svc.yaml",
-        &service("apps", "api", "http", 80, &[fast.addr, slow]),
-    );
+    let _backends = fast_and_slow(&m).await;
     let lb = "nginx.ingress.kubernetes.io/load-balance";
     m.write(
         "ing.yaml",
@@ -114,12 +121,7 @@ async fn ewma_prefers_the_faster_endpoint_and_round_robin_alternates() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_controller_default_applies_to_ingresses_without_the_annotation() {
     let m = Manifests::new();
-    let fast = echo("fast", [127, 0, 0, 2]).await;
-    let (slow, _slow) = slow_upstream([127, 0, 0, 3], "slow", Duration::from_millis(30)).await;
-    m.write(
-        "svc.yaml",
-        &service("apps", "api", "http", 80, &[fast.addr, slow]),
-    );
+    let _backends = fast_and_slow(&m).await;
     m.write(
         "ing.yaml",
         &ingress_yaml("plain", &[], &[("plain.test", "/", "Prefix", "api")]),

@@ -13,12 +13,7 @@ use super::{Netlink, NetlinkError};
 /// address detection: the address is ours by IPAM, and DAD would hold it
 /// tentative for a second or more.
 pub fn add(nl: &mut Netlink, index: u32, ip: IpAddr, prefix: u8) -> Result<(), NetlinkError> {
-    let mut msg = AddressMessage::default();
-    msg.header.family = family(ip);
-    msg.header.prefix_len = prefix;
-    msg.header.index = index;
-    msg.attributes.push(AddressAttribute::Local(ip));
-    msg.attributes.push(AddressAttribute::Address(ip));
+    let mut msg = message(index, ip, prefix);
     if ip.is_ipv6() {
         msg.attributes
             .push(AddressAttribute::Flags(AddressFlags::Nodad));
@@ -32,17 +27,22 @@ pub fn add(nl: &mut Netlink, index: u32, ip: IpAddr, prefix: u8) -> Result<(), N
 
 /// Remove `ip/prefix` from the link `index`.
 pub fn delete(nl: &mut Netlink, index: u32, ip: IpAddr, prefix: u8) -> Result<(), NetlinkError> {
+    nl.request(
+        || format!("removing address {ip}/{prefix}"),
+        RouteNetlinkMessage::DelAddress(message(index, ip, prefix)),
+        0,
+    )
+}
+
+/// The message naming `ip/prefix` on link `index`, for adding or removing.
+fn message(index: u32, ip: IpAddr, prefix: u8) -> AddressMessage {
     let mut msg = AddressMessage::default();
     msg.header.family = family(ip);
     msg.header.prefix_len = prefix;
     msg.header.index = index;
     msg.attributes.push(AddressAttribute::Local(ip));
     msg.attributes.push(AddressAttribute::Address(ip));
-    nl.request(
-        || format!("removing address {ip}/{prefix}"),
-        RouteNetlinkMessage::DelAddress(msg),
-        0,
-    )
+    msg
 }
 
 /// Every address on link `index`, with its prefix length.
