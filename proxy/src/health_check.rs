@@ -93,8 +93,7 @@ impl HealthChecks {
                 });
                 continue;
             }
-            let addr = SocketAddr::from(([0, 0, 0, 0], port));
-            match tokio::net::TcpListener::bind(addr).await {
+            match listen_any(port) {
                 Ok(listener) => {
                     let (tx, rx) = watch::channel(check);
                     let task = http::spawn_server(listener, move |_| respond(&rx.borrow()));
@@ -106,6 +105,26 @@ impl HealthChecks {
             }
         }
     }
+}
+
+/// A listener on `port` of every address of both families (one IPv6
+/// socket that also accepts IPv4), so load balancers can probe over either;
+/// IPv4 only where the node has no IPv6.
+fn listen_any(port: u16) -> std::io::Result<tokio::net::TcpListener> {
+    let dual = || -> std::io::Result<tokio::net::TcpListener> {
+        let socket = tokio::net::TcpSocket::new_v6()?;
+        nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::Ipv6V6Only, &false)?;
+        socket.set_reuseaddr(true)?;
+        socket.bind(SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, port)))?;
+        socket.listen(1024)
+    };
+    dual().or_else(|e| {
+        tracing::debug!(port, error = %e, "no IPv6 listener; health checks over IPv4 only");
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.set_reuseaddr(true)?;
+        socket.bind(SocketAddr::from(([0, 0, 0, 0], port)))?;
+        socket.listen(1024)
+    })
 }
 
 impl Drop for HealthChecks {

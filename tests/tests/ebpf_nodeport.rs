@@ -12,7 +12,7 @@
 mod nodeport;
 
 use std::collections::BTreeSet;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
+use std::net::{IpAddr, SocketAddr, SocketAddrV4, TcpStream};
 use std::time::Duration;
 
 use nodeport::scenarios::{self, Family};
@@ -168,7 +168,8 @@ fn ebpf_client_ip_affinity_pins_an_external_client_across_connections() {
 
 /// `GET /` on a health check node port from the external client: status
 /// and `localEndpoints`.
-fn health(lab: &Lab, node: Ipv4Addr) -> (u16, i64) {
+fn health(lab: &Lab, node: impl Into<IpAddr>) -> (u16, i64) {
+    let node: IpAddr = node.into();
     lab.client.run(move || {
         use std::io::{Read, Write};
         let mut s =
@@ -214,6 +215,9 @@ fn ebpf_health_check_node_port_answers_200_with_local_endpoints_and_503_without(
     }
     assert_eq!(health(&lab, NODE1), (200, 1), "node-1 runs edge's endpoint");
     assert_eq!(health(&lab, NODE2), (503, 0), "node-2 has none");
+    // The same answers over IPv6: load balancers may probe either family.
+    assert_eq!(health(&lab, nodeport::NODE1_6), (200, 1), "over IPv6");
+    assert_eq!(health(&lab, nodeport::NODE2_6), (503, 0), "over IPv6");
     // The endpoint turns not ready (terminating): node-1 answers 503 too.
     let terminating = "{addresses: [10.244.1.10], nodeName: node-1, \
                        conditions: {ready: false, serving: true, terminating: true}}";
