@@ -313,15 +313,37 @@ impl ClusterSnapshot {
         if Arc::ptr_eq(&self.inner, &older.inner) {
             return out;
         }
-        let (new, old) = (&self.inner.maps, &older.inner.maps);
-        diff_maps(&old.services, &new.services, &mut out);
-        diff_maps(&old.endpoint_slices, &new.endpoint_slices, &mut out);
-        diff_maps(&old.ingresses, &new.ingresses, &mut out);
-        diff_maps(&old.ingress_classes, &new.ingress_classes, &mut out);
-        diff_maps(&old.secrets, &new.secrets, &mut out);
-        diff_maps(&old.nodes, &new.nodes, &mut out);
-        diff_maps(&old.pods, &new.pods, &mut out);
+        for kind in Kind::ALL {
+            self.diff_kind(older, kind, &mut out);
+        }
         out
+    }
+
+    /// Whether any object of `kind` differs between `older` and `self`:
+    /// what [`changes_since`](Self::changes_since) reports for that kind,
+    /// without walking the other kinds' maps (a watcher of Nodes need not
+    /// diff 10 000 EndpointSlices on every endpoint change).
+    pub fn kind_changed_since(&self, older: &ClusterSnapshot, kind: Kind) -> bool {
+        if Arc::ptr_eq(&self.inner, &older.inner) {
+            return false;
+        }
+        let mut out = Vec::new();
+        self.diff_kind(older, kind, &mut out);
+        !out.is_empty()
+    }
+
+    /// Appends the changes of `kind` since `older` to `out`.
+    fn diff_kind(&self, older: &ClusterSnapshot, kind: Kind, out: &mut Vec<Change>) {
+        let (new, old) = (&self.inner.maps, &older.inner.maps);
+        match kind {
+            Kind::Service => diff_maps(&old.services, &new.services, out),
+            Kind::EndpointSlice => diff_maps(&old.endpoint_slices, &new.endpoint_slices, out),
+            Kind::Ingress => diff_maps(&old.ingresses, &new.ingresses, out),
+            Kind::IngressClass => diff_maps(&old.ingress_classes, &new.ingress_classes, out),
+            Kind::Secret => diff_maps(&old.secrets, &new.secrets, out),
+            Kind::Node => diff_maps(&old.nodes, &new.nodes, out),
+            Kind::Pod => diff_maps(&old.pods, &new.pods, out),
+        }
     }
 }
 
@@ -781,6 +803,14 @@ mod tests {
         );
         // the Node map was not touched, so it is shared
         assert!(Arc::ptr_eq(&s1.inner.maps.nodes, &s2.inner.maps.nodes));
+        // per kind, the same answer without walking the other kinds
+        assert!(s2.kind_changed_since(&s1, Kind::Service));
+        assert!(!s2.kind_changed_since(&s1, Kind::Node));
+        assert!(!s2.kind_changed_since(&s2, Kind::Service));
+        b.apply(node("n2"));
+        let s3 = b.build();
+        assert!(s3.kind_changed_since(&s2, Kind::Node));
+        assert!(!s3.kind_changed_since(&s2, Kind::Service));
         assert!(s2.generation() > s1.generation());
         assert!(s2.changes_since(&s2).is_empty());
         // and the reverse direction inverts the operations

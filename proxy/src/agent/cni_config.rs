@@ -54,10 +54,7 @@ pub async fn follow(mut view: ClusterView, node: String, path: PathBuf) {
             let Ok(next) = view.changed().await else {
                 return;
             };
-            let touches_nodes = next
-                .changes_since(&current)
-                .iter()
-                .any(|c| c.kind == Kind::Node);
+            let touches_nodes = next.kind_changed_since(&current, Kind::Node);
             current = next;
             if touches_nodes && current.synced() {
                 break;

@@ -33,10 +33,7 @@ pub(crate) async fn follow(
                     tracing::warn!("cluster view stopped; node routes keep their last state");
                     return;
                 };
-                let touches_nodes = next
-                    .changes_since(&current)
-                    .iter()
-                    .any(|c| c.kind == Kind::Node);
+                let touches_nodes = next.kind_changed_since(&current, Kind::Node);
                 current = next;
                 if touches_nodes && current.synced() {
                     sync(&current, &node, &metrics, &mut logged, "change");
