@@ -13,6 +13,24 @@ use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use super::family::family;
 use super::{Netlink, NetlinkError};
 
+/// A neighbour message for `ip` on link `index`, state and flags left to
+/// the caller.
+fn message(index: u32, ip: IpAddr) -> NeighbourMessage {
+    let mut msg = NeighbourMessage::default();
+    msg.header.family = family(ip);
+    msg.header.ifindex = index;
+    msg.attributes
+        .push(NeighbourAttribute::Destination(address(ip)));
+    msg
+}
+
+fn address(ip: IpAddr) -> NeighbourAddress {
+    match ip {
+        IpAddr::V4(v4) => NeighbourAddress::Inet(v4),
+        IpAddr::V6(v6) => NeighbourAddress::Inet6(v6),
+    }
+}
+
 /// Install (or replace) a permanent neighbour entry `ip -> mac` on link
 /// `index`.
 pub fn add_permanent(
@@ -21,15 +39,8 @@ pub fn add_permanent(
     ip: IpAddr,
     mac: [u8; 6],
 ) -> Result<(), NetlinkError> {
-    let mut msg = NeighbourMessage::default();
-    msg.header.family = family(ip);
-    msg.header.ifindex = index;
+    let mut msg = message(index, ip);
     msg.header.state = NeighbourState::Permanent;
-    let dst = match ip {
-        IpAddr::V4(v4) => NeighbourAddress::Inet(v4),
-        IpAddr::V6(v6) => NeighbourAddress::Inet6(v6),
-    };
-    msg.attributes.push(NeighbourAttribute::Destination(dst));
     msg.attributes
         .push(NeighbourAttribute::LinkLayerAddress(mac.to_vec()));
     nl.request(
@@ -43,15 +54,8 @@ pub fn add_permanent(
 /// behalf (`ip -6 neigh replace proxy <ip> dev <link>`): the IPv6 half of
 /// proxy ARP, for a pod whose permanent gateway entry was flushed.
 pub fn add_proxy(nl: &mut Netlink, index: u32, ip: IpAddr) -> Result<(), NetlinkError> {
-    let mut msg = NeighbourMessage::default();
-    msg.header.family = family(ip);
-    msg.header.ifindex = index;
+    let mut msg = message(index, ip);
     msg.header.flags = NeighbourFlags::Proxy;
-    let dst = match ip {
-        IpAddr::V4(v4) => NeighbourAddress::Inet(v4),
-        IpAddr::V6(v6) => NeighbourAddress::Inet6(v6),
-    };
-    msg.attributes.push(NeighbourAttribute::Destination(dst));
     nl.request(
         || format!("adding proxy neighbour {ip}"),
         RouteNetlinkMessage::NewNeighbour(msg),
@@ -75,11 +79,8 @@ pub fn replace_fdb(
     msg.header.flags = NeighbourFlags::Own;
     msg.attributes
         .push(NeighbourAttribute::LinkLayerAddress(mac.to_vec()));
-    let dst = match remote {
-        IpAddr::V4(v4) => NeighbourAddress::Inet(v4),
-        IpAddr::V6(v6) => NeighbourAddress::Inet6(v6),
-    };
-    msg.attributes.push(NeighbourAttribute::Destination(dst));
+    msg.attributes
+        .push(NeighbourAttribute::Destination(address(remote)));
     nl.request(
         || format!("adding fdb entry to {remote}"),
         RouteNetlinkMessage::NewNeighbour(msg),
