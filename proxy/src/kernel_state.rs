@@ -99,7 +99,7 @@ impl KernelState {
                 fe,
                 KernelFrontend {
                     id: value.id,
-                    backend_ids: (1..=total_slots(&value))
+                    backend_ids: (1..=slot_span(value.count, (value.ext_offset, value.ext_count)))
                         .filter_map(|s| fe_slots.get(&s).copied())
                         .collect(),
                     count: value.count,
@@ -136,11 +136,8 @@ impl KernelState {
         self.frontends
             .get(frontend)
             .map(|f| {
-                let (offset, count) = window(f);
-                f.backend_ids
+                slot_window(&f.backend_ids, window(f))
                     .iter()
-                    .skip(usize::from(offset))
-                    .take(usize::from(count))
                     .filter_map(|id| self.backends.get(id).map(|(a, _)| *a))
                     .collect()
             })
@@ -148,10 +145,16 @@ impl KernelState {
     }
 }
 
-/// Slots a frontend entry uses: the socket hooks' and the external window,
-/// whichever reaches further.
-pub fn total_slots(value: &ServiceValue) -> u16 {
-    value
-        .count
-        .max(value.ext_offset.saturating_add(value.ext_count))
+/// Slots a frontend entry uses: the socket hooks' first `count` and the
+/// external window `(offset, count)`, whichever reaches further.
+pub(crate) fn slot_span(count: u16, ext: (u16, u16)) -> u16 {
+    count.max(ext.0.saturating_add(ext.1))
+}
+
+/// The backend ids of the slots in `window` (`(offset, count)`), cut short
+/// where `ids` ends.
+pub(crate) fn slot_window(ids: &[u32], window: (u16, u16)) -> &[u32] {
+    let start = usize::from(window.0).min(ids.len());
+    let end = (start + usize::from(window.1)).min(ids.len());
+    &ids[start..end]
 }

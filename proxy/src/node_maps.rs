@@ -86,18 +86,12 @@ impl NodeMaps {
     /// addresses the ones SNATed flows leave with. Returns whether anything
     /// changed.
     pub fn set_addresses(&mut self, addrs: &NodeAddresses) -> Result<bool, ProxyError> {
-        let mut changed = false;
-        for ip in addrs.all.difference(&self.known_addrs.clone()) {
-            self.addrs
-                .insert(addr_key(*ip), 1, 0)
-                .map_err(map_err(maps::NODE_ADDRS))?;
-            changed = true;
-        }
-        for ip in self.known_addrs.difference(&addrs.all) {
-            let _ = self.addrs.remove(&addr_key(*ip));
-            changed = true;
-        }
-        self.known_addrs = addrs.all.clone();
+        let mut changed = sync_set(
+            &mut self.addrs,
+            &mut self.known_addrs,
+            &addrs.all,
+            maps::NODE_ADDRS,
+        )?;
         let primary = (addrs.primary_v4, addrs.primary_v6);
         if primary != self.primary {
             let cfg = NodeConfig {
@@ -118,16 +112,13 @@ impl NodeMaps {
 
     /// Makes the local endpoint map equal to `endpoints`.
     pub fn set_local_endpoints(&mut self, endpoints: &BTreeSet<IpAddr>) -> Result<(), ProxyError> {
-        for ip in endpoints.difference(&self.known_local.clone()) {
-            self.local
-                .insert(addr_key(*ip), 1, 0)
-                .map_err(map_err(maps::LOCAL_ENDPOINTS))?;
-        }
-        for ip in self.known_local.difference(endpoints) {
-            let _ = self.local.remove(&addr_key(*ip));
-        }
-        self.known_local = endpoints.clone();
-        Ok(())
+        sync_set(
+            &mut self.local,
+            &mut self.known_local,
+            endpoints,
+            maps::LOCAL_ENDPOINTS,
+        )
+        .map(drop)
     }
 
     /// Removes conntrack entries of flows idle longer than their protocol's
@@ -164,6 +155,28 @@ impl NodeMaps {
     pub fn conntrack_entries(&self) -> usize {
         self.conntrack.keys().count()
     }
+}
+
+/// Makes the address set `map` (value 1 per member) equal to `wanted`,
+/// given that it holds `known`, which becomes `wanted`. Returns whether
+/// anything changed.
+fn sync_set(
+    map: &mut HashMap<MapData, AddrKey, u32>,
+    known: &mut BTreeSet<IpAddr>,
+    wanted: &BTreeSet<IpAddr>,
+    name: &'static str,
+) -> Result<bool, ProxyError> {
+    let mut changed = false;
+    for ip in wanted.difference(known) {
+        map.insert(addr_key(*ip), 1, 0).map_err(map_err(name))?;
+        changed = true;
+    }
+    for ip in known.difference(wanted) {
+        let _ = map.remove(&addr_key(*ip));
+        changed = true;
+    }
+    known.clone_from(wanted);
+    Ok(changed)
 }
 
 /// Addresses of endpoints on `node` (any service, both families), from

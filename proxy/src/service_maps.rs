@@ -19,7 +19,7 @@ use strait_ebpf_common::{
 use crate::{
     ProxyError,
     desired::{DesiredState, FrontendSpec},
-    kernel_state::KernelState,
+    kernel_state::{KernelState, slot_span, slot_window},
 };
 
 /// A service frontend: what a client connects to.
@@ -201,8 +201,7 @@ impl ServiceMaps {
             }
         }
         for (fe, kf) in &kernel.frontends {
-            let total = kf.count.max(kf.ext.0.saturating_add(kf.ext.1));
-            let complete = kf.backend_ids.len() == usize::from(total)
+            let complete = kf.backend_ids.len() == usize::from(slot_span(kf.count, kf.ext))
                 && kf
                     .backend_ids
                     .iter()
@@ -274,9 +273,8 @@ impl ServiceMaps {
         self.frontends
             .get(frontend)
             .map(|p| {
-                p.backend_ids
+                slot_window(&p.backend_ids, (0, p.count))
                     .iter()
-                    .take(usize::from(p.count))
                     .filter_map(|id| self.identity_of.get(id).map(|(a, _)| *a))
                     .collect()
             })
@@ -444,15 +442,8 @@ impl ServiceMaps {
         // 2b. the Maglev table of an external frontend, before the frontend
         // entry points at it
         let size = crate::maglev::maglev_table_size(ext_count);
-        let ext_window = |ids: &[u32], ext: (u16, u16)| -> Vec<u32> {
-            ids.iter()
-                .skip(usize::from(ext.0))
-                .take(usize::from(ext.1))
-                .copied()
-                .collect()
-        };
-        let new_ext_ids = ext_window(&new_ids, (ext_offset, ext_count));
-        let old_ext_ids = ext_window(&old.backend_ids, old.ext);
+        let new_ext_ids = slot_window(&new_ids, (ext_offset, ext_count)).to_vec();
+        let old_ext_ids = slot_window(&old.backend_ids, old.ext);
         let mut retired = None;
         let maglev_row = match (&mut self.maglev, spec.external_flags != 0 && ext_count != 0) {
             (Some(tables), true) => {
@@ -471,7 +462,7 @@ impl ServiceMaps {
                     .filter_map(|id| self.identity_of.get(id).map(|(a, _)| *a))
                     .collect();
                 let previous_ids = if reuse.is_some() && previous.len() == old_ext_ids.len() {
-                    (previous.as_slice(), old_ext_ids.as_slice())
+                    (previous.as_slice(), old_ext_ids)
                 } else {
                     (&[][..], &[][..])
                 };
