@@ -10,7 +10,8 @@ use std::{
 };
 
 use strait_cluster::{
-    ClusterSnapshot, ObjectKey, Protocol, Scope, ServiceType, k8s_openapi::api::core::v1::Service,
+    ClusterSnapshot, ObjectKey, Protocol, Scope, ServiceType,
+    k8s_openapi::api::core::v1::{Service, ServicePort},
     select_endpoints, service,
 };
 use strait_ebpf_common::{
@@ -98,6 +99,7 @@ pub fn service_frontends(
     }
     let scope = Scope::internal(svc, node_name);
     let affinity_timeout = service::session_affinity_timeout(svc);
+    let mut ports = Vec::new();
     for sp in service::ports(svc) {
         let (Some(port), Some(proto)) = (
             strait_cluster::port_number(sp.port),
@@ -105,18 +107,10 @@ pub fn service_frontends(
         ) else {
             continue;
         };
-        let backends: Vec<SocketAddr> =
-            select_endpoints(svc, snapshot.slices_for(namespace, &key.name), sp, &scope)
-                .iter()
-                .map(strait_cluster::Backend::socket_addr)
-                .collect();
+        let backends = backends_in(snapshot, namespace, key, svc, sp, &scope);
         for vip in &vips {
             let spec = FrontendSpec {
-                backends: backends
-                    .iter()
-                    .filter(|b| b.is_ipv4() == vip.is_ipv4())
-                    .copied()
-                    .collect(),
+                backends: of_family(&backends, vip.is_ipv4()),
                 affinity_timeout,
                 external_flags: 0,
                 external_backends: Vec::new(),
@@ -131,9 +125,62 @@ pub fn service_frontends(
                 spec,
             ));
         }
+        ports.push(PortBackends {
+            sp,
+            port,
+            proto,
+            internal: backends,
+        });
     }
-    out.extend(external_frontends(snapshot, namespace, key, svc, node_name));
+    let cluster = ClusterSide {
+        namespace,
+        vips: &vips,
+        ports: &ports,
+        scope: &scope,
+    };
+    out.extend(external_frontends(snapshot, key, svc, node_name, &cluster));
     out
+}
+
+/// The backends of Service port `sp` within `scope` (the cluster crate's
+/// kube-proxy endpoint selection), as socket addresses.
+fn backends_in(
+    snapshot: &ClusterSnapshot,
+    namespace: &str,
+    key: &ObjectKey,
+    svc: &Service,
+    sp: &ServicePort,
+    scope: &Scope,
+) -> Vec<SocketAddr> {
+    select_endpoints(svc, snapshot.slices_for(namespace, &key.name), sp, scope)
+        .iter()
+        .map(strait_cluster::Backend::socket_addr)
+        .collect()
+}
+
+/// The backends of `list` in the IPv4 (`v4`) or IPv6 family.
+fn of_family(list: &[SocketAddr], v4: bool) -> Vec<SocketAddr> {
+    list.iter().filter(|b| b.is_ipv4() == v4).copied().collect()
+}
+
+/// One proxied Service port and the backends its cluster IPs balance over
+/// (`internalTrafficPolicy` applied), computed once for both the ClusterIP
+/// and the external frontends.
+struct PortBackends<'a> {
+    sp: &'a ServicePort,
+    port: u16,
+    proto: u8,
+    internal: Vec<SocketAddr>,
+}
+
+/// What [`service_frontends`] already knows when it turns to the external
+/// frontends.
+struct ClusterSide<'a> {
+    namespace: &'a str,
+    vips: &'a [IpAddr],
+    ports: &'a [PortBackends<'a>],
+    /// The internal scope the ports' backends were chosen with.
+    scope: &'a Scope,
 }
 
 /// NodePort, LoadBalancer-IP and externalIP frontends of both families,
@@ -142,10 +189,10 @@ pub fn service_frontends(
 /// is served only when the service has a cluster IP of it.
 fn external_frontends(
     snapshot: &ClusterSnapshot,
-    namespace: &str,
     key: &ObjectKey,
     svc: &Service,
     node_name: &str,
+    cluster: &ClusterSide<'_>,
 ) -> Vec<(Frontend, FrontendSpec)> {
     let mut out = Vec::new();
     let node_port_type = matches!(
@@ -153,10 +200,7 @@ fn external_frontends(
         ServiceType::NodePort | ServiceType::LoadBalancer
     );
     let families: Vec<bool> = {
-        let mut f: Vec<bool> = service::cluster_ips(svc)
-            .iter()
-            .map(IpAddr::is_ipv4)
-            .collect();
+        let mut f: Vec<bool> = cluster.vips.iter().map(IpAddr::is_ipv4).collect();
         f.dedup();
         f
     };
@@ -179,34 +223,29 @@ fn external_frontends(
     }
     let ranges = source_ranges(key, svc);
     let external_scope = Scope::external(svc, node_name);
-    let internal_scope = Scope::internal(svc, node_name);
     let mut flags = SVC_F_EXTERNAL;
     if matches!(external_scope, Scope::NodeLocal(_)) {
         flags |= SVC_F_EXT_LOCAL;
     }
     let affinity_timeout = service::session_affinity_timeout(svc);
-    for sp in service::ports(svc) {
-        let (Some(port), Some(proto)) = (
-            strait_cluster::port_number(sp.port),
-            strait_cluster::service_port_protocol(sp).and_then(proto_number),
-        ) else {
-            continue;
+    for PortBackends {
+        sp,
+        port,
+        proto,
+        internal,
+    } in cluster.ports
+    {
+        let (sp, port, proto) = (*sp, *port, *proto);
+        // With the same scope on both sides the sets are the same.
+        let external = if external_scope == *cluster.scope {
+            internal.clone()
+        } else {
+            backends_in(snapshot, cluster.namespace, key, svc, sp, &external_scope)
         };
-        let select = |scope: &Scope| -> Vec<SocketAddr> {
-            select_endpoints(svc, snapshot.slices_for(namespace, &key.name), sp, scope)
-                .iter()
-                .map(strait_cluster::Backend::socket_addr)
-                .collect()
-        };
-        let external = select(&external_scope);
-        let internal = select(&internal_scope);
         let spec = |v4: bool, extra: u16, source_ranges: Vec<ipnetwork::IpNetwork>| {
-            let family = |list: &[SocketAddr]| -> Vec<SocketAddr> {
-                list.iter().filter(|b| b.is_ipv4() == v4).copied().collect()
-            };
             FrontendSpec {
-                backends: family(&internal),
-                external_backends: family(&external),
+                backends: of_family(internal, v4),
+                external_backends: of_family(&external, v4),
                 // ClientIP affinity holds for external clients too (by address).
                 affinity_timeout,
                 external_flags: flags
