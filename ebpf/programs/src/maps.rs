@@ -55,6 +55,15 @@ pub fn is_node_addr(addr: [u32; 4], family: u8) -> bool {
 #[map(name = "STRAIT_LOCAL_EPS")]
 pub static LOCAL_ENDPOINTS: HashMap<AddrKey, u32> = HashMap::pinned(LOCAL_ENDPOINTS_MAX, 0);
 
+/// Whether `addr` (map representation) is an endpoint on this node, read
+/// like [`is_node_addr`].
+#[inline(always)]
+pub fn is_local_endpoint(addr: [u32; 4], family: u8) -> bool {
+    let key = AddrKey::new(addr, family);
+    // SAFETY: plain-data value, copied out at once.
+    unsafe { LOCAL_ENDPOINTS.get(key) }.copied().unwrap_or(0) != 0
+}
+
 /// Node-wide settings.
 #[map(name = "STRAIT_NODE_CFG")]
 pub static NODE_CONFIG: Array<NodeConfig> = Array::pinned(1, 0);

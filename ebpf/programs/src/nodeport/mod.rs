@@ -24,15 +24,15 @@ use aya_ebpf::{
     programs::TcContext,
 };
 use strait_ebpf_common::{
-    AddrKey, AffinityKey, AffinityValue, CT_DIR_FORWARD, CT_DIR_REPLY, CT_F_CLOSING, CT_F_SNAT,
-    CtKey, CtValue, FAMILY_V4, SVC_F_AFFINITY, SVC_F_EXT_LOCAL, SVC_F_EXTERNAL, SVC_F_NODEPORT,
+    AffinityKey, AffinityValue, CT_DIR_FORWARD, CT_DIR_REPLY, CT_F_CLOSING, CT_F_SNAT, CtKey,
+    CtValue, FAMILY_V4, SVC_F_AFFINITY, SVC_F_EXT_LOCAL, SVC_F_EXTERNAL, SVC_F_NODEPORT,
     SVC_F_SOURCE_RANGES, ServiceKey, ServiceValue, maglev_table_size,
 };
 
 use self::packet::{Packet, parse, rewrite};
 use crate::maps::{
-    AFFINITY, BACKENDS, CONNTRACK, CT_SCRATCH, LOCAL_ENDPOINTS, MAGLEV, NODE_CONFIG, SERVICES,
-    SOURCE_RANGES, is_node_addr,
+    AFFINITY, BACKENDS, CONNTRACK, CT_SCRATCH, MAGLEV, NODE_CONFIG, SERVICES, SOURCE_RANGES,
+    is_local_endpoint, is_node_addr,
 };
 
 /// tc verdicts as the program returns them (the bindings type them
@@ -235,14 +235,7 @@ fn try_ingress(ctx: &TcContext) -> Result<i32, i64> {
     let Some(backend) = (unsafe { BACKENDS.get(backend_id) }).copied() else {
         return reject(ctx, &p);
     };
-    let local_key = AddrKey::new(backend.addr, backend.family);
-    // SAFETY: as above.
-    // Read the value (1) rather than test the pointer: the verifier refuses
-    // arithmetic on a map value pointer the compiler may fold a test into.
-    let local = unsafe { LOCAL_ENDPOINTS.get(local_key) }
-        .copied()
-        .unwrap_or(0)
-        != 0;
+    let local = is_local_endpoint(backend.addr, backend.family);
     let Some(scratch) = CT_SCRATCH.get_ptr_mut(0) else {
         return Ok(SHOT);
     };
@@ -409,9 +402,7 @@ pub fn egress(ctx: &TcContext) -> i32 {
     };
     // Only replies from a node-local backend are translated here: a small
     // map tells them apart before the large conntrack map is touched.
-    let local = AddrKey::new(p.saddr, p.family);
-    // SAFETY: plain-data value, copied out at once.
-    if unsafe { LOCAL_ENDPOINTS.get(local) }.copied().unwrap_or(0) == 0 {
+    if !is_local_endpoint(p.saddr, p.family) {
         return OK;
     }
     // SAFETY: helper without preconditions.
