@@ -59,12 +59,6 @@ impl Upstream {
         }
     }
 
-    /// The statistics of `endpoint`, while it is one of ours.
-    pub fn stats_of(&self, endpoint: SocketAddr) -> Option<&Arc<EndpointStats>> {
-        let i = self.endpoints.iter().position(|e| *e == endpoint)?;
-        self.stats.get(i)
-    }
-
     /// `namespace/name:port`.
     pub fn name(&self) -> &str {
         &self.name
@@ -96,35 +90,57 @@ impl Upstream {
             .unwrap_or_else(|| EndpointKey::new(&self.name, endpoint))
     }
 
-    /// The endpoints in the order to try them for one request: `pinned`
-    /// first when given (session affinity), else the one `balance`
-    /// chooses; then round-robin from the cursor (for retries), at most
-    /// `attempts` in all.
+    /// The endpoints in the order to try them for one request (see
+    /// [`attempt_indices`](Self::attempt_indices)).
     pub fn attempt_order(
         &self,
         attempts: usize,
         pinned: Option<SocketAddr>,
         balance: Balance,
     ) -> Vec<SocketAddr> {
+        self.attempt_indices(attempts, pinned, balance)
+            .into_iter()
+            .map(|i| self.endpoints[i])
+            .collect()
+    }
+
+    /// Indices into [`endpoints`](Self::endpoints) in the order to try them
+    /// for one request: `pinned` first when it is one of ours (session
+    /// affinity), else the one `balance` chooses; then round-robin from the
+    /// cursor (for retries), at most `attempts` in all. Indices, so the
+    /// caller reaches each endpoint's statistics without a search.
+    pub fn attempt_indices(
+        &self,
+        attempts: usize,
+        pinned: Option<SocketAddr>,
+        balance: Balance,
+    ) -> Vec<usize> {
         let len = self.endpoints.len();
         if len == 0 || attempts == 0 {
             return Vec::new();
         }
         let turn = self.cursor.fetch_add(1, Ordering::Relaxed);
         let start = turn % len;
+        let pinned = pinned.and_then(|p| self.endpoints.iter().position(|e| *e == p));
         let first = pinned.or_else(|| match balance {
             Balance::RoundRobin => None,
             Balance::Ewma => {
                 let draws = (splitmix(turn as u64), splitmix(!(turn as u64)));
-                pick_two(&self.stats, draws).and_then(|i| self.endpoints.get(i).copied())
+                pick_two(&self.stats, draws)
             }
         });
-        let rest = (0..len).filter_map(|i| self.endpoints.get((start + i) % len).copied());
+        let rest = (0..len).map(|i| (start + i) % len);
         first
             .into_iter()
-            .chain(rest.filter(|e| Some(*e) != first))
+            .chain(rest.filter(|i| Some(*i) != first))
             .take(attempts)
             .collect()
+    }
+
+    /// The statistics of the endpoint at `index` in
+    /// [`endpoints`](Self::endpoints).
+    pub fn stats(&self, index: usize) -> Option<&Arc<EndpointStats>> {
+        self.stats.get(index)
     }
 }
 

@@ -253,9 +253,9 @@ impl UpstreamClient {
         let mut tried = 0;
         let mut last = String::new();
         let mut timed_out = false;
-        let pinned = options.pinned.filter(|p| upstream.endpoints().contains(p));
-        let order = upstream.attempt_order(self.max_attempts, pinned, options.balance);
-        for endpoint in order {
+        let order = upstream.attempt_indices(self.max_attempts, options.pinned, options.balance);
+        for index in order {
+            let endpoint = upstream.endpoints()[index];
             // A request without a body is sent whole with its head: no
             // send timeout to watch, the read timeout starts at once.
             let bodiless = matches!(payload, Payload::Replayable(ref b) if b.is_empty());
@@ -278,7 +278,7 @@ impl UpstreamClient {
             // Every request feeds the endpoint's latency average (used by
             // `load-balance: ewma`): the time to the response head, or a
             // penalty when the endpoint could not be reached.
-            let stats = upstream.stats_of(endpoint);
+            let stats = upstream.stats(index);
             let _in_flight = stats.map(|s| s.begin());
             let started = Instant::now();
             let outcome = exchange(&client, req, sent, read_timeout).await;
