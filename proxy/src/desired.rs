@@ -45,21 +45,64 @@ pub struct FrontendSpec {
 }
 
 impl FrontendSpec {
-    /// Every backend slot of the frontend, in slot order, and the external
-    /// window `(offset, count)` over them: the external backends share the
-    /// socket hooks' slots when the sets are equal, and follow them
-    /// otherwise.
-    pub fn slot_layout(&self) -> (Vec<SocketAddr>, u16, u16) {
+    /// How the frontend's backend slots are laid out: the socket hooks'
+    /// backends, then the external ones unless they are the same set (then
+    /// the external window covers the same slots). Borrowed, so checking an
+    /// unchanged frontend on every reconcile copies nothing.
+    pub fn slot_layout(&self) -> SlotLayout<'_> {
         if self.external_flags == 0 {
-            return (self.backends.clone(), 0, 0);
+            return SlotLayout {
+                shared: &self.backends,
+                external: &[],
+                ext_offset: 0,
+                ext_count: 0,
+            };
         }
-        let ext = self.external_backends.len() as u16;
+        let ext_count = self.external_backends.len() as u16;
         if self.external_backends == self.backends {
-            return (self.backends.clone(), 0, ext);
+            return SlotLayout {
+                shared: &self.backends,
+                external: &[],
+                ext_offset: 0,
+                ext_count,
+            };
         }
-        let mut all = self.backends.clone();
-        all.extend_from_slice(&self.external_backends);
-        (all, self.backends.len() as u16, ext)
+        SlotLayout {
+            shared: &self.backends,
+            external: &self.external_backends,
+            ext_offset: self.backends.len() as u16,
+            ext_count,
+        }
+    }
+}
+
+/// The slots of one frontend (see [`FrontendSpec::slot_layout`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotLayout<'a> {
+    /// The first slots: the socket hooks' backends.
+    shared: &'a [SocketAddr],
+    /// Slots after them: the external backends, when they differ.
+    external: &'a [SocketAddr],
+    /// The slot before the first one external traffic uses.
+    pub ext_offset: u16,
+    /// How many slots external traffic uses.
+    pub ext_count: u16,
+}
+
+impl SlotLayout<'_> {
+    /// Every slot's backend, in slot order.
+    pub fn slots(&self) -> impl Iterator<Item = &SocketAddr> {
+        self.shared.iter().chain(self.external)
+    }
+
+    /// The number of slots.
+    pub fn len(&self) -> usize {
+        self.shared.len() + self.external.len()
+    }
+
+    /// Whether there are no slots.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -498,8 +541,13 @@ endpoints:
             SVC_F_EXTERNAL | SVC_F_EXT_LOCAL | SVC_F_NODEPORT
         );
         // Slots: both for sockets, then node-2's for outside traffic.
+        let layout = v4.slot_layout();
         assert_eq!(
-            v4.slot_layout(),
+            (
+                layout.slots().copied().collect::<Vec<_>>(),
+                layout.ext_offset,
+                layout.ext_count
+            ),
             (
                 vec![
                     be([10, 244, 1, 5]),
@@ -519,6 +567,14 @@ endpoints:
         let report = ManifestLoader::parse_str("t.yaml", &cluster);
         let state = desired_state(&report.to_snapshot(), "node-2");
         let v4 = &state[&wildcard(IpAddr::V4(Ipv4Addr::UNSPECIFIED))];
-        assert_eq!(v4.slot_layout(), (v4.backends.clone(), 0, 2));
+        let layout = v4.slot_layout();
+        assert_eq!(
+            (
+                layout.slots().copied().collect::<Vec<_>>(),
+                layout.ext_offset,
+                layout.ext_count
+            ),
+            (v4.backends.clone(), 0, 2)
+        );
     }
 }

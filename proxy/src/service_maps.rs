@@ -389,15 +389,15 @@ impl ServiceMaps {
     }
 
     fn is_programmed(&self, fe: &Frontend, spec: &FrontendSpec) -> bool {
-        let (slots, ext_offset, ext_count) = spec.slot_layout();
+        let layout = spec.slot_layout();
         self.frontends.get(fe).is_some_and(|p| {
             p.affinity_timeout == spec.affinity_timeout
                 && p.external_flags == spec.external_flags
                 && p.source_ranges == spec.source_ranges
                 && usize::from(p.count) == spec.backends.len()
-                && p.ext == (ext_offset, ext_count)
-                && p.backend_ids.len() == slots.len()
-                && p.backend_ids.iter().zip(&slots).all(|(id, addr)| {
+                && p.ext == (layout.ext_offset, layout.ext_count)
+                && p.backend_ids.len() == layout.len()
+                && p.backend_ids.iter().zip(layout.slots()).all(|(id, addr)| {
                     self.ids
                         .get(&(*addr, fe.proto))
                         .is_some_and(|(i, _)| i == id)
@@ -410,11 +410,12 @@ impl ServiceMaps {
     /// frontend, so connects to it are refused rather than leaking to the
     /// unroutable VIP.
     pub fn upsert(&mut self, frontend: Frontend, spec: &FrontendSpec) -> Result<(), ProxyError> {
-        let (slots, ext_offset, ext_count) = spec.slot_layout();
-        if slots.len() > MAX_BACKENDS_PER_SERVICE {
+        let layout = spec.slot_layout();
+        let (ext_offset, ext_count) = (layout.ext_offset, layout.ext_count);
+        if layout.len() > MAX_BACKENDS_PER_SERVICE {
             return Err(ProxyError::TooManyBackends {
                 frontend: format!("{}:{}", frontend.vip, frontend.port),
-                count: slots.len(),
+                count: layout.len(),
                 max: MAX_BACKENDS_PER_SERVICE,
             });
         }
@@ -425,8 +426,8 @@ impl ServiceMaps {
             self.allocate_frontend_id()
         };
         // 1. backends
-        let mut new_ids = Vec::with_capacity(slots.len());
-        for addr in &slots {
+        let mut new_ids = Vec::with_capacity(layout.len());
+        for addr in layout.slots() {
             new_ids.push(self.acquire_backend((*addr, frontend.proto))?);
         }
         // 2. slots that changed

@@ -96,7 +96,7 @@ pub struct AgentConfig {
 /// and twice what is needed today.
 pub fn capacity_for(desired: &DesiredState) -> Capacity {
     let frontends = desired.len();
-    let slots: usize = desired.values().map(|s| s.slot_layout().0.len()).sum();
+    let slots: usize = desired.values().map(|s| s.slot_layout().len()).sum();
     let vips = crate::vips(desired).len();
     let backends: std::collections::BTreeSet<_> = desired
         .values()
